@@ -1,0 +1,1 @@
+//! SDP (RFC 8866) model, sans-IO.
