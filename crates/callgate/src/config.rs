@@ -1,0 +1,297 @@
+//! Gateway configuration: embedded defaults, optionally overridden by a TOML
+//! file (`callgate --config FILE`). Every value is validated at load time and
+//! a bad one is refused with the offending field named.
+
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration. Missing sections take their defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding the SQLite store, generated certificate and secrets.
+    pub data_dir: PathBuf,
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub admin: AdminConfig,
+    /// Users provisioned at start (idempotent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// SIP domain (and digest realm) served by the registrar.
+    pub domain: String,
+    pub udp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
+    pub wss: Vec<SocketAddr>,
+    /// PEM certificate chain and key for TLS and WSS; generated when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Address written into SDP; set it on hosts behind 1:1 NAT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertised_address: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("callgate-data"),
+            sip: SipConfig::default(),
+            media: MediaConfig::default(),
+            admin: AdminConfig::default(),
+            users: Vec::new(),
+        }
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+        SipConfig {
+            domain: "callgate.local".into(),
+            udp: vec![any(5060)],
+            tcp: vec![any(5060)],
+            tls: vec![any(5061)],
+            wss: vec![any(7443)],
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            port_min: 30000,
+            port_max: 39999,
+            advertised_address: None,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+        }
+    }
+}
+
+impl Config {
+    /// Load a TOML file over the defaults and validate it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parse TOML text over the defaults and validate it.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Semantic checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let domain = &self.sip.domain;
+        if domain.is_empty()
+            || domain.len() > 253
+            || !domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(invalid(
+                "sip.domain",
+                format!("`{domain}` is not a valid host name"),
+            ));
+        }
+        if self.sip.tls_cert.is_some() != self.sip.tls_key.is_some() {
+            return Err(invalid(
+                "sip.tls_cert",
+                "tls_cert and tls_key must be given together",
+            ));
+        }
+        let m = &self.media;
+        if m.port_min < 1024 {
+            return Err(invalid("media.port_min", "must be at least 1024"));
+        }
+        if m.port_max < m.port_min {
+            return Err(invalid("media.port_max", "must not be below media.port_min"));
+        }
+        // Each call needs at least a pair of ports per leg.
+        if u32::from(m.port_max - m.port_min) + 1 < 4 {
+            return Err(invalid("media.port_max", "range must hold at least 4 ports"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let field = |f: &str| format!("users[{i}].{f}");
+            if user.name.is_empty()
+                || user.name.len() > 64
+                || !user.name.bytes().all(is_user_char)
+            {
+                return Err(invalid(
+                    field("name"),
+                    format!("`{}` is not a valid SIP user name", user.name),
+                ));
+            }
+            if !seen.insert(user.name.as_str()) {
+                return Err(invalid(field("name"), format!("duplicate user `{}`", user.name)));
+            }
+            if user.password.len() < 8 {
+                return Err(invalid(field("password"), "must be at least 8 characters"));
+            }
+            if let Some(ext) = &user.extension {
+                if ext.is_empty() || ext.len() > 32 || !ext.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid(field("extension"), "must be 1 to 32 digits"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with user passwords masked.
+    pub fn to_display_toml(&self) -> String {
+        let mut shown = self.clone();
+        for u in &mut shown.users {
+            u.password = "********".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# unprintable: {e}\n"))
+    }
+}
+
+/// RFC 3261 `user` characters: unreserved plus user-unreserved, unescaped.
+fn is_user_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_field(text: &str) -> String {
+        match Config::from_toml(text).unwrap_err() {
+            ConfigError::Invalid { field, .. } => field,
+            other => panic!("expected a field error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let back = Config::from_toml(&c.to_display_toml()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(c.sip.wss[0].port(), 7443);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        assert_eq!(err_field("[sip]\ndomain = \"bad domain\""), "sip.domain");
+        assert_eq!(
+            err_field("[media]\nport_min = 40000\nport_max = 30000"),
+            "media.port_max"
+        );
+        assert_eq!(
+            err_field("[[users]]\nname = \"al ice\"\npassword = \"secretpass\""),
+            "users[0].name"
+        );
+        assert_eq!(
+            err_field("[[users]]\nname = \"alice\"\npassword = \"short\""),
+            "users[0].password"
+        );
+        assert_eq!(
+            err_field("[[users]]\nname = \"a\"\npassword = \"12345678\"\nextension = \"1x\""),
+            "users[0].extension"
+        );
+    }
+
+    #[test]
+    fn unknown_and_mistyped_fields_are_refused_by_name() {
+        let e = Config::from_toml("[sip]\ndomian = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("domian"), "{e}");
+        let e = Config::from_toml("[sip]\nudp = [\"not-an-address\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("udp"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_masked_when_printed() {
+        let c = Config::from_toml("[[users]]\nname = \"alice\"\npassword = \"topsecret1\"").unwrap();
+        let shown = c.to_display_toml();
+        assert!(!shown.contains("topsecret1"));
+        assert!(shown.contains("alice"));
+    }
+}
