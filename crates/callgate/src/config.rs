@@ -183,18 +183,22 @@ impl Config {
             return Err(invalid("media.port_min", "must be at least 1024"));
         }
         if m.port_max < m.port_min {
-            return Err(invalid("media.port_max", "must not be below media.port_min"));
+            return Err(invalid(
+                "media.port_max",
+                "must not be below media.port_min",
+            ));
         }
         // Each call needs at least a pair of ports per leg.
         if u32::from(m.port_max - m.port_min) + 1 < 4 {
-            return Err(invalid("media.port_max", "range must hold at least 4 ports"));
+            return Err(invalid(
+                "media.port_max",
+                "range must hold at least 4 ports",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
             let field = |f: &str| format!("users[{i}].{f}");
-            if user.name.is_empty()
-                || user.name.len() > 64
-                || !user.name.bytes().all(is_user_char)
+            if user.name.is_empty() || user.name.len() > 64 || !user.name.bytes().all(is_user_char)
             {
                 return Err(invalid(
                     field("name"),
@@ -202,7 +206,10 @@ impl Config {
                 ));
             }
             if !seen.insert(user.name.as_str()) {
-                return Err(invalid(field("name"), format!("duplicate user `{}`", user.name)));
+                return Err(invalid(
+                    field("name"),
+                    format!("duplicate user `{}`", user.name),
+                ));
             }
             if user.password.len() < 8 {
                 return Err(invalid(field("password"), "must be at least 8 characters"));
@@ -279,7 +286,9 @@ mod tests {
 
     #[test]
     fn unknown_and_mistyped_fields_are_refused_by_name() {
-        let e = Config::from_toml("[sip]\ndomian = \"x\"").unwrap_err().to_string();
+        let e = Config::from_toml("[sip]\ndomian = \"x\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("domian"), "{e}");
         let e = Config::from_toml("[sip]\nudp = [\"not-an-address\"]")
             .unwrap_err()
@@ -289,7 +298,8 @@ mod tests {
 
     #[test]
     fn passwords_are_masked_when_printed() {
-        let c = Config::from_toml("[[users]]\nname = \"alice\"\npassword = \"topsecret1\"").unwrap();
+        let c =
+            Config::from_toml("[[users]]\nname = \"alice\"\npassword = \"topsecret1\"").unwrap();
         let shown = c.to_display_toml();
         assert!(!shown.contains("topsecret1"));
         assert!(shown.contains("alice"));
