@@ -1,6 +1,7 @@
 //! callgate: WebRTC-to-SIP gateway appliance.
 
 mod config;
+mod server;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -79,13 +80,14 @@ fn main() -> ExitCode {
         }
         Some(Command::User(cmd)) => user_command(&config, cmd),
         None => {
+            init_logging();
             println!("callgate {}", env!("CARGO_PKG_VERSION"));
             match &cli.config {
                 Some(p) => println!("# configuration from {}", p.display()),
                 None => println!("# embedded default configuration"),
             }
             print!("{}", config.to_display_toml());
-            Ok(())
+            server::run(config)
         }
     };
     match result {
@@ -95,6 +97,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the default `info` level.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 /// Path of the SQLite database inside the data dir.

@@ -19,6 +19,67 @@
 //!   and K are zero: the deadline is `now`, and it fires on the next
 //!   `on_timer`. That gives the driver the chance to hand an ACK back first.
 
-#![warn(missing_docs)]
-
+pub mod auth;
+pub mod proxy;
+pub mod registrar;
+#[warn(missing_docs)]
 pub mod transaction;
+
+pub use proxy::{CallInfo, CallState, Core, CoreConfig, Dest, Output, Source};
+
+/// A SIP transport, as the signalling logic sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP
+    Udp,
+    /// TCP
+    Tcp,
+    /// TLS over TCP
+    Tls,
+    /// WebSocket (RFC 7118)
+    Ws,
+    /// Secure WebSocket (RFC 7118)
+    Wss,
+}
+
+impl Transport {
+    /// Reliable transports have no retransmission timers.
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+
+    /// Via token.
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
+        }
+    }
+
+    /// URI `transport=` value.
+    pub fn param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+            Transport::Ws => "ws",
+            Transport::Wss => "wss",
+        }
+    }
+
+    /// Parses a Via token or `transport=` value, case-insensitively.
+    pub fn from_token(s: &str) -> Option<Transport> {
+        [
+            Transport::Udp,
+            Transport::Tcp,
+            Transport::Tls,
+            Transport::Ws,
+            Transport::Wss,
+        ]
+        .into_iter()
+        .find(|t| t.param().eq_ignore_ascii_case(s))
+    }
+}

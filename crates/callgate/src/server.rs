@@ -1,0 +1,380 @@
+//! The running gateway: wires transports, the signalling core and the store.
+//!
+//! Threads and tasks:
+//! - the tokio runtime runs the transports and one *core task* that owns the
+//!   sans-IO [`signal::Core`] (no locks: every SIP event goes through it);
+//! - one *store thread* owns the SQLite connection: it persists binding
+//!   changes and watches the file for user edits made by the CLI.
+
+use crate::config::Config;
+use crate::users;
+use bytes::Bytes;
+use signal::auth::{Directory, UserRecord};
+use signal::registrar::{Binding, Change};
+use signal::{Core, CoreConfig, Dest, Output, Source};
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use transport::{Event, Target, Transports};
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn to_signal_transport(t: transport::Transport) -> signal::Transport {
+    match t {
+        transport::Transport::Udp => signal::Transport::Udp,
+        transport::Transport::Tcp => signal::Transport::Tcp,
+        transport::Transport::Tls => signal::Transport::Tls,
+        transport::Transport::Ws => signal::Transport::Ws,
+        transport::Transport::Wss => signal::Transport::Wss,
+    }
+}
+
+fn to_transport(t: signal::Transport) -> transport::Transport {
+    match t {
+        signal::Transport::Udp => transport::Transport::Udp,
+        signal::Transport::Tcp => transport::Transport::Tcp,
+        signal::Transport::Tls => transport::Transport::Tls,
+        signal::Transport::Ws => transport::Transport::Ws,
+        signal::Transport::Wss => transport::Transport::Wss,
+    }
+}
+
+fn to_store_transport(t: signal::Transport) -> store::Transport {
+    match t {
+        signal::Transport::Udp => store::Transport::Udp,
+        signal::Transport::Tcp => store::Transport::Tcp,
+        signal::Transport::Tls => store::Transport::Tls,
+        signal::Transport::Ws => store::Transport::Ws,
+        signal::Transport::Wss => store::Transport::Wss,
+    }
+}
+
+fn from_store_transport(t: store::Transport) -> signal::Transport {
+    match t {
+        store::Transport::Udp => signal::Transport::Udp,
+        store::Transport::Tcp => signal::Transport::Tcp,
+        store::Transport::Tls => signal::Transport::Tls,
+        store::Transport::Ws => signal::Transport::Ws,
+        store::Transport::Wss => signal::Transport::Wss,
+    }
+}
+
+fn to_store_binding(b: &Binding) -> store::Binding {
+    store::Binding {
+        aor: b.aor.clone(),
+        contact: b.contact.clone(),
+        instance: b.instance.clone(),
+        reg_id: b.reg_id,
+        call_id: b.call_id.clone(),
+        cseq: b.cseq,
+        q: b.q,
+        expires_at: i64::try_from(b.expires_at).unwrap_or(i64::MAX),
+        transport: to_store_transport(b.transport),
+        source: b.source,
+        local: b.local,
+        path: b.path.clone(),
+        user_agent: Some(b.user_agent.clone()).filter(|s| !s.is_empty()),
+        flow_id: b.flow.map(|f| f.to_string()),
+        gruu: b.gruu.clone(),
+        updated_at: 0,
+    }
+}
+
+fn from_store_binding(b: store::Binding) -> Binding {
+    Binding {
+        aor: b.aor,
+        contact: b.contact,
+        instance: b.instance,
+        reg_id: b.reg_id,
+        call_id: b.call_id,
+        cseq: b.cseq,
+        q: b.q,
+        expires_at: u64::try_from(b.expires_at).unwrap_or(0),
+        transport: from_store_transport(b.transport),
+        source: b.source,
+        local: b.local,
+        flow: None,
+        path: b.path,
+        user_agent: b.user_agent.unwrap_or_default(),
+        gruu: b.gruu,
+    }
+}
+
+fn directory(users: Vec<store::User>) -> Directory {
+    Directory::new(users.into_iter().map(|u| UserRecord {
+        username: u.username,
+        extension: u.extension,
+        display_name: u.display_name,
+        realm: u.realm,
+        ha1_md5: u.ha1_md5,
+        ha1_sha256: u.ha1_sha256,
+        enabled: u.enabled,
+    }))
+}
+
+fn load_users(store: &store::Store) -> store::Result<Directory> {
+    Ok(directory(store.list_users(None, 0, u32::MAX)?))
+}
+
+/// Requests to the store thread.
+enum StoreCmd {
+    Binding(Change),
+}
+
+/// Opens the store, applies provisioning, prints first-start secrets.
+fn prepare_store(
+    config: &Config,
+    db: &Path,
+) -> Result<(store::Store, [u8; 32]), Box<dyn std::error::Error>> {
+    let store = store::Store::open(db)?;
+    let realm = &config.sip.domain;
+    let changed = users::provision(&store, realm, &config.users)?;
+    if changed > 0 {
+        tracing::info!(changed, "users from the config file applied");
+    }
+    if config.users.is_empty() {
+        for (name, pw) in users::ensure_demo_users(&store, realm)? {
+            println!("created demo user {name} (sip:{name}@{realm}) with password {pw}");
+        }
+    }
+    // The nonce key survives restarts so outstanding challenges stay valid.
+    let secret = match store.get_setting("nonce_secret")? {
+        Some(hex) if hex.len() == 64 => {
+            let mut s = [0u8; 32];
+            for (i, b) in s.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+            }
+            s
+        }
+        _ => {
+            let mut s = [0u8; 32];
+            getrandom::fill(&mut s)?;
+            let hex: String = s.iter().map(|b| format!("{b:02x}")).collect();
+            store.set_setting("nonce_secret", &hex)?;
+            s
+        }
+    };
+    Ok((store, secret))
+}
+
+/// Runs the gateway until SIGINT/SIGTERM.
+pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let db = config.data_dir.join("callgate.db");
+    let (store, secret) = prepare_store(&config, &db)?;
+    let users = load_users(&store)?;
+    let bindings = store.list_all_bindings()?;
+
+    let names = vec![config.sip.domain.clone()];
+    let (cert, key) = transport::tls::ensure_certificate(
+        &config.data_dir,
+        config
+            .sip
+            .tls_cert
+            .as_deref()
+            .zip(config.sip.tls_key.as_deref()),
+        &names,
+    )?;
+    let server_tls = transport::tls::server_config(&cert, &key)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("callgate")
+        .build()?;
+    rt.block_on(async move {
+        let tconfig = transport::Config {
+            udp: config.sip.udp.clone(),
+            tcp: config.sip.tcp.clone(),
+            tls: config.sip.tls.clone(),
+            ws: Vec::new(),
+            wss: config.sip.wss.clone(),
+            server_tls: Some(server_tls),
+            client_tls: None,
+            limits: transport::Limits::default(),
+        };
+        let (transports, events) = Transports::start(tconfig).await?;
+        for (t, a) in transports.local_addrs() {
+            tracing::info!("listening on {t} {a}");
+        }
+        let listeners = transports
+            .local_addrs()
+            .iter()
+            .map(|(t, a)| (to_signal_transport(*t), *a))
+            .collect();
+        let mut core_cfg = CoreConfig::new(&config.sip.domain, listeners);
+        core_cfg.advertised = config.media.advertised_address;
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed)?;
+        let mut core = Core::new(core_cfg, secret, u64::from_le_bytes(seed));
+        core.set_users(users);
+        let now = unix_now();
+        let mut restored = 0;
+        for b in bindings {
+            let b = from_store_binding(b);
+            if b.expires_at > now {
+                core.restore_binding(b);
+                restored += 1;
+            }
+        }
+        tracing::info!(restored, "registrations restored");
+
+        let (store_tx, users_rx) = spawn_store_thread(store, db.clone());
+        println!(
+            "callgate {} ready: SIP domain {}, WSS {}",
+            env!("CARGO_PKG_VERSION"),
+            config.sip.domain,
+            config
+                .sip
+                .wss
+                .iter()
+                .map(|a| format!("wss://{a}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        run_core(core, transports, events, store_tx, users_rx).await;
+        tracing::info!("stopped");
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+fn spawn_store_thread(
+    store: store::Store,
+    db: std::path::PathBuf,
+) -> (std_mpsc::Sender<StoreCmd>, mpsc::Receiver<Directory>) {
+    let (tx, rx) = std_mpsc::channel::<StoreCmd>();
+    let (users_tx, users_rx) = mpsc::channel(4);
+    std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || {
+            let mut version = store.data_version().unwrap_or(0);
+            loop {
+                match rx.recv_timeout(Duration::from_millis(500)) {
+                    Ok(StoreCmd::Binding(change)) => {
+                        let r = match &change {
+                            Change::Upsert(b) => {
+                                store.upsert_binding(&to_store_binding(b)).map(|_| ())
+                            }
+                            Change::Remove(b) => {
+                                let sb = to_store_binding(b);
+                                store.remove_binding(&sb.aor, sb.key()).map(|_| ())
+                            }
+                        };
+                        if let Err(e) = r {
+                            tracing::warn!(db = %db.display(), "persisting binding: {e}");
+                        }
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                // data_version moves when another connection (the CLI)
+                // commits; then the user directory is reloaded.
+                if let Ok(v) = store.data_version() {
+                    if v != version {
+                        version = v;
+                        match load_users(&store) {
+                            Ok(d) => {
+                                if users_tx.blocking_send(d).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => tracing::warn!("reloading users: {e}"),
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawn store thread");
+    (tx, users_rx)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run_core(
+    mut core: Core,
+    transports: Transports,
+    mut events: mpsc::Receiver<Event>,
+    store_tx: std_mpsc::Sender<StoreCmd>,
+    mut users_rx: mpsc::Receiver<Directory>,
+) {
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    core.on_timer(Instant::now(), unix_now());
+    loop {
+        let deadline = core
+            .next_deadline()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(Event::Message(m)) => {
+                    let src = Source {
+                        transport: to_signal_transport(m.transport),
+                        flow: m.flow.map(|f| f.0),
+                        addr: m.source,
+                        local: m.local,
+                    };
+                    core.on_message(src, m.data, Instant::now(), unix_now());
+                }
+                Some(Event::FlowClosed { flow, .. }) => core.flow_closed(flow.0),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => core.on_timer(Instant::now(), unix_now()),
+            Some(users) = users_rx.recv() => {
+                tracing::info!(users = users.len(), "user directory reloaded");
+                core.set_users(users);
+            }
+            _ = &mut shutdown => break,
+        }
+        while let Some(out) = core.poll_output() {
+            match out {
+                Output::Send { dest, data } => send(&transports, dest, data).await,
+                Output::Binding(change) => {
+                    let _ = store_tx.send(StoreCmd::Binding(change));
+                }
+            }
+        }
+    }
+}
+
+async fn send(transports: &Transports, dest: Dest, data: Bytes) {
+    let target = match dest {
+        Dest::Flow(f) => Target::Flow(transport::FlowId(f)),
+        Dest::Addr(t, a) => Target::Addr(to_transport(t), a),
+    };
+    match target {
+        // Opening a TCP/TLS connection can take a while: never stall the
+        // core on it.
+        Target::Addr(transport::Transport::Tcp | transport::Transport::Tls, _) => {
+            let t = transports.clone();
+            tokio::spawn(async move {
+                if let Err(e) = t.send(target, data).await {
+                    tracing::debug!("send: {e}");
+                }
+            });
+        }
+        _ => {
+            if let Err(e) = transports.send(target, data).await {
+                tracing::debug!("send: {e}");
+            }
+        }
+    }
+}

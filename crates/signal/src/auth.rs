@@ -1,0 +1,216 @@
+//! Digest authentication of requests against the user directory
+//! (RFC 3261 §22, RFC 8760), with stateless nonces and a per-source-IP
+//! failure limit.
+
+use sip::digest::{self, AuthOutcome, NonceSigner};
+use sip::{HeaderName, Message};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// What the registrar and proxy need to know about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub username: String,
+    pub extension: Option<String>,
+    pub display_name: Option<String>,
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+    pub enabled: bool,
+}
+
+/// Users by name and by extension; replaced wholesale when the store changes.
+#[derive(Debug, Default)]
+pub struct Directory {
+    by_name: HashMap<String, UserRecord>,
+    by_ext: HashMap<String, String>,
+}
+
+impl Directory {
+    pub fn new(users: impl IntoIterator<Item = UserRecord>) -> Self {
+        let mut d = Directory::default();
+        for u in users {
+            if let Some(e) = &u.extension {
+                d.by_ext.insert(e.clone(), u.username.clone());
+            }
+            d.by_name.insert(u.username.clone(), u);
+        }
+        d
+    }
+
+    /// A user by name, else by extension.
+    pub fn find(&self, key: &str) -> Option<&UserRecord> {
+        self.by_name
+            .get(key)
+            .or_else(|| self.by_ext.get(key).and_then(|n| self.by_name.get(n)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// Outcome of checking a request's credentials.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authenticated as this user.
+    Ok(String),
+    /// Send a challenge (401/407); `stale` when only the nonce expired.
+    Challenge { stale: bool },
+    /// Credentials were wrong: 403.
+    Forbidden(&'static str),
+    /// Too many failures from this address: 403 without a challenge.
+    Blocked,
+}
+
+/// Failure accounting per source IP.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    window_start: u64,
+}
+
+/// Authenticator configuration.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub realm: String,
+    pub nonce_max_age: u64,
+    /// Failures from one IP within `failure_window` secs before it is blocked.
+    pub max_failures: u32,
+    pub failure_window: u64,
+}
+
+pub struct Authenticator {
+    pub config: AuthConfig,
+    signer: NonceSigner,
+    failures: HashMap<IpAddr, Failures>,
+}
+
+/// Bound on the failure table so a spray from many addresses cannot grow it
+/// without limit.
+const MAX_TRACKED_IPS: usize = 65_536;
+
+impl Authenticator {
+    pub fn new(config: AuthConfig, secret: [u8; 32]) -> Self {
+        Authenticator {
+            config,
+            signer: NonceSigner::new(secret),
+            failures: HashMap::new(),
+        }
+    }
+
+    /// The WWW-/Proxy-Authenticate values to send: SHA-256 first, then MD5.
+    pub fn challenges(&self, now_unix: u64, salt: [u8; 8], stale: bool) -> [String; 2] {
+        let nonce = self.signer.issue(now_unix, salt);
+        digest::format_challenges(&self.config.realm, &nonce, None, stale)
+    }
+
+    fn blocked(&mut self, ip: IpAddr, now_unix: u64) -> bool {
+        match self.failures.get(&ip) {
+            Some(f) if now_unix.saturating_sub(f.window_start) < self.config.failure_window => {
+                f.count >= self.config.max_failures
+            }
+            Some(_) => {
+                self.failures.remove(&ip);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn record_failure(&mut self, ip: IpAddr, now_unix: u64) {
+        if self.failures.len() >= MAX_TRACKED_IPS {
+            let window = self.config.failure_window;
+            self.failures
+                .retain(|_, f| now_unix.saturating_sub(f.window_start) < window);
+            if self.failures.len() >= MAX_TRACKED_IPS {
+                return;
+            }
+        }
+        let window = self.config.failure_window;
+        let f = self.failures.entry(ip).or_insert(Failures {
+            count: 0,
+            window_start: now_unix,
+        });
+        if now_unix.saturating_sub(f.window_start) >= window {
+            *f = Failures {
+                count: 0,
+                window_start: now_unix,
+            };
+        }
+        f.count += 1;
+    }
+
+    /// Checks the credentials a request carries. `proxy` selects
+    /// Proxy-Authorization (407 flow) over Authorization (401 flow).
+    pub fn check(
+        &mut self,
+        msg: &Message,
+        proxy: bool,
+        users: &Directory,
+        source: IpAddr,
+        now_unix: u64,
+    ) -> Verdict {
+        if self.blocked(source, now_unix) {
+            return Verdict::Blocked;
+        }
+        let header = if proxy {
+            HeaderName::ProxyAuthorization
+        } else {
+            HeaderName::Authorization
+        };
+        let method = msg
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        // Several credentials may be present (one per realm); ours counts.
+        let mut ours = None;
+        for value in msg.headers(header) {
+            let Ok(text) = std::str::from_utf8(value) else {
+                continue;
+            };
+            if let Ok(c) = digest::parse_credentials(text) {
+                if c.realm == self.config.realm {
+                    ours = Some(c);
+                    break;
+                }
+            }
+        }
+        let Some(creds) = ours else {
+            return Verdict::Challenge { stale: false };
+        };
+        let Some(user) = users.find(&creds.username) else {
+            self.record_failure(source, now_unix);
+            return Verdict::Forbidden("Unknown user");
+        };
+        if !user.enabled {
+            self.record_failure(source, now_unix);
+            return Verdict::Forbidden("Account disabled");
+        }
+        if user.realm != self.config.realm {
+            // HA1 was computed for another realm (domain changed): the
+            // password must be set again.
+            return Verdict::Forbidden("Credentials need reset");
+        }
+        let ha1 = match creds.algorithm {
+            digest::Algorithm::Sha256 | digest::Algorithm::Sha256Sess => &user.ha1_sha256,
+            _ => &user.ha1_md5,
+        };
+        match self
+            .signer
+            .authenticate(&creds, &method, ha1, now_unix, self.config.nonce_max_age)
+        {
+            AuthOutcome::Authorized => Verdict::Ok(user.username.clone()),
+            AuthOutcome::Stale => Verdict::Challenge { stale: true },
+            AuthOutcome::InvalidNonce => Verdict::Challenge { stale: false },
+            AuthOutcome::WrongResponse => {
+                self.record_failure(source, now_unix);
+                Verdict::Forbidden("Wrong password")
+            }
+        }
+    }
+}

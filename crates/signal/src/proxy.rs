@@ -1,0 +1,1572 @@
+//! The SIP core: a stateful proxy (RFC 3261 §16) with a registrar, digest
+//! authentication, forking, record-routing across transports and dialog
+//! tracking. Sans-IO: the driver feeds received messages, flow closures and
+//! the time; the core queues [`Output`]s (bytes to send, bindings to
+//! persist) for the driver to carry out.
+//!
+//! Media: SDP bodies pass through untouched (browsers talk directly). The
+//! media relay plugs in at [`Core::forward`], where a dialog-forming
+//! request's body is the offer, and at the 2xx in `branch_response`, where
+//! the answer passes.
+
+use crate::auth::{AuthConfig, Authenticator, Directory, Verdict};
+use crate::registrar::{Binding, Change, Location, Origin, RegistrarConfig};
+use crate::transaction::{
+    self as tx, Action, ClientKey, RequestMeta, RequestRoute, ResponseMeta, TableConfig,
+    TableError, TransactionId, TransactionTable,
+};
+use crate::Transport;
+use bytes::Bytes;
+use sip::{response_to, HeaderName, Message, Method, RequestBuilder, Uri};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub transport: Transport,
+    /// Connection id for connection-oriented transports.
+    pub flow: Option<u64>,
+    pub addr: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Where to send a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// Over this connection only.
+    Flow(u64),
+    /// To an address, reusing a connection to it if there is one.
+    Addr(Transport, SocketAddr),
+}
+
+/// Something for the driver to do.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Send {
+        dest: Dest,
+        data: Bytes,
+    },
+    /// Persist a registrar change.
+    Binding(Change),
+}
+
+/// State of a call in the call list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Trying,
+    Ringing,
+    Active,
+}
+
+/// One entry of the call list.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub call_id: String,
+    pub from_tag: String,
+    pub to_tag: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub source: SocketAddr,
+    pub transport: Transport,
+    pub started_unix: u64,
+    pub answered_unix: Option<u64>,
+    pub state: CallState,
+    /// Route set learnt from the 2xx Record-Route.
+    pub route_set: Vec<String>,
+    /// Highest CSeq seen from the caller and from the callee.
+    pub cseq_caller: u32,
+    pub cseq_callee: u32,
+}
+
+/// Counters for operators.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub received: u64,
+    pub unparsable_dropped: u64,
+    pub bad_requests: u64,
+    pub responses_dropped: u64,
+    pub auth_failures: u64,
+    pub forwarded: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub domain: String,
+    /// Bound listeners, for Via/Record-Route and recognising our own URIs.
+    pub listeners: Vec<(Transport, SocketAddr)>,
+    /// Address written into Via/Record-Route when a listener is bound to a
+    /// wildcard address.
+    pub advertised: Option<IpAddr>,
+    pub registrar: RegistrarConfig,
+    pub nonce_max_age: u64,
+    pub max_auth_failures: u32,
+    pub auth_failure_window: u64,
+    pub transactions: TableConfig,
+    /// Let authenticated users reach non-local domains.
+    pub allow_relay: bool,
+    pub limits: sip::Limits,
+}
+
+impl CoreConfig {
+    pub fn new(domain: &str, listeners: Vec<(Transport, SocketAddr)>) -> Self {
+        CoreConfig {
+            domain: domain.to_owned(),
+            listeners,
+            advertised: None,
+            registrar: RegistrarConfig {
+                domain: domain.to_owned(),
+                ..Default::default()
+            },
+            nonce_max_age: 300,
+            max_auth_failures: 10,
+            auth_failure_window: 60,
+            transactions: TableConfig::default(),
+            allow_relay: false,
+            limits: sip::Limits::default(),
+        }
+    }
+}
+
+struct ServerCtx {
+    reply: Dest,
+    request: Message,
+    to_tag: String,
+    proxy: Option<u64>,
+}
+
+struct ClientCtx {
+    dest: Dest,
+    /// The request as sent, to build ACK and CANCEL from.
+    request: Message,
+    proxy: Option<u64>,
+}
+
+struct Branch {
+    client: TransactionId,
+    provisional: bool,
+    final_status: Option<u16>,
+    cancelled: bool,
+}
+
+struct ProxyCtx {
+    server: TransactionId,
+    branches: Vec<Branch>,
+    best: Option<(u16, Option<Message>)>,
+    final_sent: bool,
+    invite: bool,
+    call: Option<(String, String)>,
+}
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, NOTIFY, REFER, UPDATE, PRACK, SUBSCRIBE, REGISTER";
+/// Prefix of the branches we generate, to recognise our own Vias.
+const BRANCH_PREFIX: &str = "z9hG4bKcg";
+const PURGE_EVERY: Duration = Duration::from_secs(10);
+
+/// The signalling core.
+pub struct Core {
+    cfg: CoreConfig,
+    table: TransactionTable,
+    location: Location,
+    users: Directory,
+    auth: Authenticator,
+    servers: HashMap<TransactionId, ServerCtx>,
+    clients: HashMap<TransactionId, ClientCtx>,
+    proxies: HashMap<u64, ProxyCtx>,
+    next_proxy: u64,
+    calls: HashMap<(String, String), CallInfo>,
+    flows: HashSet<u64>,
+    out: VecDeque<Output>,
+    rng: u64,
+    next_purge: Option<Instant>,
+    pub stats: Stats,
+}
+
+impl Core {
+    /// `secret` signs nonces; `seed` feeds tag and branch generation.
+    pub fn new(cfg: CoreConfig, secret: [u8; 32], seed: u64) -> Self {
+        let auth = Authenticator::new(
+            AuthConfig {
+                realm: cfg.domain.clone(),
+                nonce_max_age: cfg.nonce_max_age,
+                max_failures: cfg.max_auth_failures,
+                failure_window: cfg.auth_failure_window,
+            },
+            secret,
+        );
+        Core {
+            table: TransactionTable::new(cfg.transactions.clone()),
+            cfg,
+            location: Location::default(),
+            users: Directory::default(),
+            auth,
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            proxies: HashMap::new(),
+            next_proxy: 1,
+            calls: HashMap::new(),
+            flows: HashSet::new(),
+            out: VecDeque::new(),
+            rng: seed | 1,
+            next_purge: None,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the user directory (after a store change).
+    pub fn set_users(&mut self, users: Directory) {
+        self.users = users;
+    }
+
+    /// Restores a persisted binding at start-up. Bindings on connection
+    /// flows come back flowless until the client registers again.
+    pub fn restore_binding(&mut self, mut b: Binding) {
+        b.flow = None;
+        self.location.restore(b);
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// Whether a binding can be reached now.
+    pub fn binding_reachable(&self, b: &Binding) -> bool {
+        match b.flow {
+            Some(f) => self.flows.contains(&f),
+            // WebSocket clients can only be reached over their flow.
+            None => !matches!(b.transport, Transport::Ws | Transport::Wss),
+        }
+    }
+
+    /// The current calls.
+    pub fn calls(&self) -> Vec<CallInfo> {
+        let mut v: Vec<_> = self.calls.values().cloned().collect();
+        v.sort_by_key(|c| c.started_unix);
+        v
+    }
+
+    /// Open transactions.
+    pub fn transaction_count(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.table.next_deadline(), self.next_purge) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A connection ended: bindings on it become unreachable.
+    pub fn flow_closed(&mut self, flow: u64) {
+        self.flows.remove(&flow);
+    }
+
+    /// Drives timers.
+    pub fn on_timer(&mut self, now: Instant, unix: u64) {
+        self.table.poll_timers(now);
+        self.drain(None, now, unix);
+        match self.next_purge {
+            Some(t) if t > now => {}
+            _ => {
+                for b in self.location.purge(unix) {
+                    self.out.push_back(Output::Binding(Change::Remove(b)));
+                }
+                self.next_purge = Some(now + PURGE_EVERY);
+            }
+        }
+    }
+
+    /// Handles one received message.
+    pub fn on_message(&mut self, src: Source, data: Bytes, now: Instant, unix: u64) {
+        self.stats.received += 1;
+        if let Some(f) = src.flow {
+            self.flows.insert(f);
+        }
+        let msg = match Message::parse(data, &self.cfg.limits) {
+            Ok(m) => m,
+            Err(_) => {
+                // Not even a start line and headers: nothing to answer to.
+                self.stats.unparsable_dropped += 1;
+                return;
+            }
+        };
+        if msg.is_response() {
+            self.on_response(msg, now, unix);
+        } else {
+            self.on_request(src, msg, now, unix);
+        }
+    }
+
+    // ----- helpers -------------------------------------------------------
+
+    fn random(&mut self) -> u64 {
+        // splitmix64: tags and branches need uniqueness, not secrecy.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn new_tag(&mut self) -> String {
+        format!("{:016x}", self.random())
+    }
+
+    /// Our host and port for a transport, as written in Via/Record-Route.
+    fn local_hostport(&self, transport: Transport, fallback: IpAddr) -> String {
+        let l = self
+            .cfg
+            .listeners
+            .iter()
+            .find(|(t, _)| *t == transport)
+            .map(|(_, a)| *a);
+        let port = l.map(|a| a.port()).unwrap_or(5060);
+        let ip = match l {
+            Some(a) if !a.ip().is_unspecified() => a.ip(),
+            _ => self.cfg.advertised.unwrap_or(fallback),
+        };
+        match ip {
+            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            IpAddr::V4(v4) => format!("{v4}:{port}"),
+        }
+    }
+
+    /// Whether a URI designates this gateway (domain or one of our
+    /// addresses).
+    fn is_local_uri(&self, uri: &Uri<'_>, local: SocketAddr) -> bool {
+        let host = uri.host_str();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.eq_ignore_ascii_case(&self.cfg.domain) {
+            return true;
+        }
+        let Ok(ip) = host.parse::<IpAddr>() else {
+            return false;
+        };
+        let port_ok = |p: u16| {
+            uri.port().is_none_or(|up| up == p)
+                || (uri.port().is_none() && (p == 5060 || p == 5061))
+        };
+        self.cfg.listeners.iter().any(|(_, a)| {
+            let ip_ok = a.ip() == ip
+                || (a.ip().is_unspecified()
+                    && (ip == local.ip() || Some(ip) == self.cfg.advertised || ip.is_loopback()));
+            ip_ok && port_ok(a.port())
+        })
+    }
+
+    /// Response destination per RFC 3261 §18.2.2 and RFC 3581.
+    fn reply_dest(src: &Source) -> Dest {
+        match src.flow {
+            Some(f) if src.transport.is_reliable() => Dest::Flow(f),
+            _ => Dest::Addr(src.transport, src.addr),
+        }
+    }
+
+    fn send(&mut self, dest: Dest, data: Bytes) {
+        self.out.push_back(Output::Send { dest, data });
+    }
+
+    /// Answers a request without a transaction (it could not get one, or is
+    /// malformed).
+    fn reply_stateless(&mut self, src: &Source, msg: &Message, code: u16, reason: &str) {
+        if msg.top_via().is_err() {
+            self.stats.unparsable_dropped += 1;
+            return;
+        }
+        let tag = self.new_tag();
+        if let Ok(bytes) = response_to(msg, code, reason, Some(&tag)).to_bytes() {
+            self.send(Self::reply_dest(src), Bytes::from(bytes));
+        }
+    }
+
+    /// Answers on a server transaction with a locally generated response.
+    fn reply(
+        &mut self,
+        id: TransactionId,
+        code: u16,
+        reason: &str,
+        headers: &[(&str, String)],
+        now: Instant,
+        unix: u64,
+    ) {
+        let Some(ctx) = self.servers.get(&id) else {
+            return;
+        };
+        let mut b = response_to(&ctx.request, code, reason, Some(&ctx.to_tag));
+        for (n, v) in headers {
+            b = b.header(n, v);
+        }
+        if let Ok(bytes) = b.to_bytes() {
+            let _ = self.table.respond(id, code, Bytes::from(bytes), now);
+        }
+        self.drain(None, now, unix);
+    }
+
+    fn challenge(&mut self, id: TransactionId, proxy: bool, stale: bool, now: Instant, unix: u64) {
+        let salt = self.random().to_le_bytes();
+        let [sha, md5] = self.auth.challenges(unix, salt, stale);
+        let name = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        let (code, reason) = if proxy {
+            (407, "Proxy Authentication Required")
+        } else {
+            (401, "Unauthorized")
+        };
+        self.reply(id, code, reason, &[(name, sha), (name, md5)], now, unix);
+    }
+
+    /// Runs digest auth; on anything but success it has answered already.
+    fn authenticate(
+        &mut self,
+        id: TransactionId,
+        src: &Source,
+        proxy: bool,
+        now: Instant,
+        unix: u64,
+    ) -> Option<String> {
+        let verdict = {
+            let msg = &self.servers.get(&id)?.request;
+            self.auth
+                .check(msg, proxy, &self.users, src.addr.ip(), unix)
+        };
+        match verdict {
+            Verdict::Ok(user) => Some(user),
+            Verdict::Challenge { stale } => {
+                self.challenge(id, proxy, stale, now, unix);
+                None
+            }
+            Verdict::Forbidden(reason) => {
+                self.stats.auth_failures += 1;
+                self.reply(id, 403, reason, &[], now, unix);
+                None
+            }
+            Verdict::Blocked => {
+                self.stats.auth_failures += 1;
+                self.reply(id, 403, "Too Many Failed Attempts", &[], now, unix);
+                None
+            }
+        }
+    }
+
+    // ----- requests ------------------------------------------------------
+
+    fn on_request(&mut self, src: Source, mut msg: Message, now: Instant, unix: u64) {
+        if let Err(e) = msg.validate() {
+            self.stats.bad_requests += 1;
+            self.reply_stateless(&src, &msg, e.status_code(), e.reason_phrase());
+            return;
+        }
+        // RFC 3581 / §18.2.1: note where it really came from, so responses
+        // and in-dialog requests find the way back through NAT.
+        stamp_received(&mut msg, &src);
+        let Some(meta) = request_meta(&msg) else {
+            self.stats.bad_requests += 1;
+            self.reply_stateless(&src, &msg, 400, "Bad Request");
+            return;
+        };
+        match self
+            .table
+            .on_request(&meta, src.transport.is_reliable(), now)
+        {
+            Err(TableError::Full { .. }) => {
+                self.reply_stateless(&src, &msg, 503, "Service Unavailable");
+            }
+            Err(_) => {}
+            Ok(RequestRoute::Matched(_)) => self.drain(None, now, unix),
+            Ok(RequestRoute::UnmatchedAck) => self.forward_ack(&src, msg, unix),
+            Ok(RequestRoute::New(id)) => {
+                let tag = self.new_tag();
+                self.servers.insert(
+                    id,
+                    ServerCtx {
+                        reply: Self::reply_dest(&src),
+                        request: msg.clone(),
+                        to_tag: tag,
+                        proxy: None,
+                    },
+                );
+                self.drain(None, now, unix);
+                if matches!(msg.method(), Some(Method::Cancel)) {
+                    self.on_cancel(id, &meta, now, unix);
+                } else {
+                    self.process(id, src, msg, now, unix);
+                }
+            }
+        }
+    }
+
+    fn on_cancel(&mut self, id: TransactionId, meta: &RequestMeta, now: Instant, unix: u64) {
+        let target = self.table.cancel_target(meta);
+        let Some(target) = target else {
+            self.reply(id, 481, "Call/Transaction Does Not Exist", &[], now, unix);
+            return;
+        };
+        self.reply(id, 200, "OK", &[], now, unix);
+        let proxy = self.servers.get(&target).and_then(|s| s.proxy);
+        match proxy {
+            Some(p) => self.cancel_branches(p, None, now, unix),
+            None => self.reply(target, 487, "Request Terminated", &[], now, unix),
+        }
+    }
+
+    /// Route processing and the routing decision for a new request.
+    fn process(
+        &mut self,
+        id: TransactionId,
+        src: Source,
+        mut msg: Message,
+        now: Instant,
+        unix: u64,
+    ) {
+        let method = msg.method().cloned().unwrap_or(Method::Other("".into()));
+        // §16.3 step 3: Max-Forwards.
+        let mf = msg.max_forwards().ok().flatten();
+        let ruri_local = msg
+            .request_uri()
+            .is_some_and(|u| self.is_local_uri(&u, src.local));
+        if mf == Some(0) {
+            if method == Method::Options && ruri_local {
+                self.reply_options(id, now, unix);
+            } else {
+                self.reply(id, 483, "Too Many Hops", &[], now, unix);
+            }
+            return;
+        }
+        // §16.3 step 5: Proxy-Require.
+        let unsupported: Vec<String> = msg
+            .unsupported_tags(HeaderName::ProxyRequire, &[])
+            .map(str::to_owned)
+            .collect();
+        if !unsupported.is_empty() {
+            let v = unsupported.join(", ");
+            self.reply(id, 420, "Bad Extension", &[("Unsupported", v)], now, unix);
+            return;
+        }
+        // §16.3 step 4: loop detection, by our own Via with the same loop hash.
+        let hash = loop_hash(&msg);
+        let looped = msg.vias().filter_map(Result::ok).any(|v| {
+            v.branch()
+                .is_some_and(|b| b.starts_with(BRANCH_PREFIX) && b.contains(&format!("-{hash:x}-")))
+        });
+        if looped {
+            self.reply(id, 482, "Loop Detected", &[], now, unix);
+            return;
+        }
+        // §16.4: strict-router compatibility — a Request-URI we placed in a
+        // Record-Route means the previous hop was a strict router.
+        if ruri_local && msg.request_uri().is_some_and(|u| u.lr()) {
+            let last = msg
+                .routes()
+                .filter_map(Result::ok)
+                .last()
+                .map(|r| r.uri().as_str().to_owned());
+            if let Some(last) = last {
+                if msg.set_request_uri(&last).is_ok() {
+                    remove_last_route(&mut msg);
+                }
+            }
+        }
+        // §16.4: pop our own Route entries (two with r2=on).
+        let mut popped_own = false;
+        loop {
+            let top = msg.routes().next().and_then(Result::ok).map(|r| {
+                (
+                    self.is_local_uri(r.uri(), src.local),
+                    r.uri().as_str().to_owned(),
+                )
+            });
+            match top {
+                Some((true, _)) => {
+                    let _ = msg.pop_route();
+                    popped_own = true;
+                }
+                _ => break,
+            }
+        }
+        let _ = popped_own;
+        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        if let Some(ctx) = self.servers.get_mut(&id) {
+            ctx.request = msg.clone();
+        }
+        // Remaining Route: forward to it (in-dialog, or pre-loaded).
+        let next_route = msg
+            .routes()
+            .next()
+            .and_then(Result::ok)
+            .map(|r| r.uri().as_str().to_owned());
+        if let Some(route) = next_route {
+            if !in_dialog && self.authenticate(id, &src, true, now, unix).is_none() {
+                return;
+            }
+            match self.resolve(&route, unix) {
+                Some(dest) => {
+                    self.forward(id, &src, msg, vec![(None, dest, Vec::new())], now, unix)
+                }
+                None => self.reply(id, 404, "Route Not Resolvable", &[], now, unix),
+            }
+            return;
+        }
+        let ruri_local = msg
+            .request_uri()
+            .is_some_and(|u| self.is_local_uri(&u, src.local));
+        if ruri_local {
+            if in_dialog {
+                // Addressed to us inside a dialog we are not a party to.
+                self.reply(id, 481, "Call/Transaction Does Not Exist", &[], now, unix);
+                return;
+            }
+            self.local_request(id, src, msg, method, now, unix);
+            return;
+        }
+        if in_dialog {
+            let target = msg.request_uri().map(|u| u.as_str().to_owned());
+            match target.and_then(|t| self.resolve(&t, unix)) {
+                Some(dest) => {
+                    self.forward(id, &src, msg, vec![(None, dest, Vec::new())], now, unix)
+                }
+                None => self.reply(id, 480, "Temporarily Unavailable", &[], now, unix),
+            }
+            return;
+        }
+        // Out of dialog, for another domain.
+        if method == Method::Register {
+            self.reply(id, 403, "Not Our Domain", &[], now, unix);
+            return;
+        }
+        if self.authenticate(id, &src, true, now, unix).is_none() {
+            return;
+        }
+        if !self.cfg.allow_relay {
+            self.reply(id, 403, "Relaying Denied", &[], now, unix);
+            return;
+        }
+        let target = msg.request_uri().map(|u| u.as_str().to_owned());
+        match target.and_then(|t| self.resolve(&t, unix)) {
+            Some(dest) => self.forward(id, &src, msg, vec![(None, dest, Vec::new())], now, unix),
+            None => self.reply(id, 404, "Not Found", &[], now, unix),
+        }
+    }
+
+    fn reply_options(&mut self, id: TransactionId, now: Instant, unix: u64) {
+        self.reply(
+            id,
+            200,
+            "OK",
+            &[
+                ("Allow", ALLOW.into()),
+                ("Accept", "application/sdp".into()),
+                ("Supported", "path, gruu, outbound".into()),
+            ],
+            now,
+            unix,
+        );
+    }
+
+    /// A request whose Request-URI is this gateway.
+    fn local_request(
+        &mut self,
+        id: TransactionId,
+        src: Source,
+        msg: Message,
+        method: Method,
+        now: Instant,
+        unix: u64,
+    ) {
+        let user = msg.request_uri().and_then(|u| {
+            u.user_unescaped()
+                .map(|c| String::from_utf8_lossy(&c).into_owned())
+        });
+        if method == Method::Register {
+            self.register(id, src, &msg, now, unix);
+            return;
+        }
+        if method == Method::Options && user.is_none() {
+            self.reply_options(id, now, unix);
+            return;
+        }
+        let Some(user) = user else {
+            self.reply(id, 404, "Not Found", &[], now, unix);
+            return;
+        };
+        if method != Method::Options {
+            let Some(who) = self.authenticate(id, &src, true, now, unix) else {
+                return;
+            };
+            // The authenticated user must be who the From claims to be.
+            let from_user = msg
+                .from()
+                .ok()
+                .and_then(|f| f.uri().user().map(str::to_owned))
+                .unwrap_or_default();
+            if self.users.find(&from_user).map(|u| u.username.as_str()) != Some(who.as_str()) {
+                self.reply(id, 403, "From Does Not Match Credentials", &[], now, unix);
+                return;
+            }
+        }
+        let Some(target_user) = self.users.find(&user).cloned() else {
+            self.reply(id, 404, "Not Found", &[], now, unix);
+            return;
+        };
+        let aor = format!("sip:{}@{}", target_user.username, self.cfg.domain);
+        // A GRUU targets one instance (RFC 5627).
+        let gr = msg
+            .request_uri()
+            .and_then(|u| u.param_value("gr").map(str::to_owned));
+        let bindings: Vec<Binding> = match gr {
+            Some(instance) => self
+                .location
+                .by_gruu(&aor, &instance, unix)
+                .cloned()
+                .into_iter()
+                .collect(),
+            None => self
+                .location
+                .lookup(&aor, unix)
+                .into_iter()
+                .cloned()
+                .collect(),
+        };
+        let targets: Vec<(Option<String>, Dest, Vec<String>)> = bindings
+            .iter()
+            .filter(|b| self.binding_reachable(b))
+            .filter_map(|b| {
+                self.binding_dest(b)
+                    .map(|d| (Some(b.contact.clone()), d, b.path.clone()))
+            })
+            .collect();
+        if targets.is_empty() {
+            self.reply(id, 480, "Temporarily Unavailable", &[], now, unix);
+            return;
+        }
+        self.forward(id, &src, msg, targets, now, unix);
+    }
+
+    fn binding_dest(&self, b: &Binding) -> Option<Dest> {
+        if let Some(f) = b.flow.filter(|f| self.flows.contains(f)) {
+            return Some(Dest::Flow(f));
+        }
+        match b.transport {
+            Transport::Udp => Some(Dest::Addr(Transport::Udp, b.source)),
+            Transport::Ws | Transport::Wss => None,
+            t => uri_addr(&b.contact).map(|a| Dest::Addr(t, a)),
+        }
+    }
+
+    /// Resolves a URI to a destination: a registered contact goes over its
+    /// flow; `.invalid` hosts are never resolved; otherwise IP literals.
+    fn resolve(&self, uri: &str, unix: u64) -> Option<Dest> {
+        if let Some(b) = self.location.by_contact(uri, unix) {
+            return self.binding_dest(b);
+        }
+        let u = Uri::parse_str(uri).ok()?;
+        let host = u.host_str();
+        if host.ends_with(".invalid") {
+            return None;
+        }
+        let transport = u.transport().and_then(Transport::from_token).unwrap_or(
+            if matches!(u.scheme(), sip::Scheme::Sips) {
+                Transport::Tls
+            } else {
+                Transport::Udp
+            },
+        );
+        let addr = uri_addr(uri)?;
+        Some(Dest::Addr(transport, addr))
+    }
+
+    fn register(&mut self, id: TransactionId, src: Source, msg: &Message, now: Instant, unix: u64) {
+        let Some(who) = self.authenticate(id, &src, false, now, unix) else {
+            return;
+        };
+        let to_user = msg
+            .to()
+            .ok()
+            .and_then(|t| t.uri().user().map(str::to_owned))
+            .unwrap_or_default();
+        let Some(user) = self.users.find(&to_user).cloned() else {
+            self.reply(id, 404, "Not Found", &[], now, unix);
+            return;
+        };
+        if user.username != who {
+            self.reply(id, 403, "Cannot Register Another User", &[], now, unix);
+            return;
+        }
+        let aor = format!("sip:{}@{}", user.username, self.cfg.domain);
+        let origin = Origin {
+            transport: src.transport,
+            source: src.addr,
+            local: src.local,
+            flow: src.flow,
+        };
+        let (reply, changes) = self
+            .location
+            .register(&self.cfg.registrar, msg, &aor, origin, unix);
+        for c in changes {
+            self.out.push_back(Output::Binding(c));
+        }
+        self.reply(id, reply.status, reply.reason, &reply.headers, now, unix);
+    }
+
+    /// Forwards a request statefully to one or more targets (forking in
+    /// parallel). A target is (new Request-URI, destination, Route set).
+    fn forward(
+        &mut self,
+        id: TransactionId,
+        src: &Source,
+        msg: Message,
+        targets: Vec<(Option<String>, Dest, Vec<String>)>,
+        now: Instant,
+        unix: u64,
+    ) {
+        let is_invite = matches!(msg.method(), Some(Method::Invite));
+        let dialog_forming = matches!(msg.method(), Some(Method::Invite | Method::Subscribe))
+            && msg.to().ok().and_then(|t| t.tag()).is_none();
+        let pid = self.next_proxy;
+        self.next_proxy += 1;
+        let hash = loop_hash(&msg);
+        let call_key = if is_invite && dialog_forming {
+            let key = (
+                msg.call_id().unwrap_or_default().to_owned(),
+                msg.from()
+                    .ok()
+                    .and_then(|f| f.tag())
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            self.calls.insert(
+                key.clone(),
+                CallInfo {
+                    call_id: key.0.clone(),
+                    from_tag: key.1.clone(),
+                    to_tag: None,
+                    from: msg
+                        .from()
+                        .map(|f| f.uri().as_str().to_owned())
+                        .unwrap_or_default(),
+                    to: msg
+                        .to()
+                        .map(|f| f.uri().as_str().to_owned())
+                        .unwrap_or_default(),
+                    source: src.addr,
+                    transport: src.transport,
+                    started_unix: unix,
+                    answered_unix: None,
+                    state: CallState::Trying,
+                    route_set: Vec::new(),
+                    cseq_caller: msg.cseq().map(|c| c.seq).unwrap_or(0),
+                    cseq_callee: 0,
+                },
+            );
+            Some(key)
+        } else {
+            self.track_in_dialog(&msg);
+            None
+        };
+        let mut branches = Vec::new();
+        for (ruri, dest, route) in targets {
+            let out_transport = match dest {
+                Dest::Addr(t, _) => t,
+                Dest::Flow(f) => self
+                    .location
+                    .all()
+                    .find(|b| b.flow == Some(f))
+                    .map(|b| b.transport)
+                    .unwrap_or(src.transport),
+            };
+            let mut m = msg.clone();
+            if let Some(r) = &ruri {
+                if m.set_request_uri(r).is_err() {
+                    continue;
+                }
+            }
+            if m.decrement_max_forwards().is_err() {
+                let _ = m.add_header("Max-Forwards", "70");
+            }
+            for r in &route {
+                let _ = m.add_header("Route", &format!("<{r}>"));
+            }
+            if dialog_forming {
+                // One entry when both sides use the same transport, two
+                // (r2=on) when they differ, so each side gets an address it
+                // can reach (RFC 5658).
+                let inbound = self.rr_uri(
+                    src.transport,
+                    src.local.ip(),
+                    src.transport != out_transport,
+                );
+                if src.transport != out_transport {
+                    let outbound = self.rr_uri(out_transport, src.local.ip(), true);
+                    let _ = m.prepend_record_route(&format!("<{inbound}>"));
+                    let _ = m.prepend_record_route(&format!("<{outbound}>"));
+                } else {
+                    let _ = m.prepend_record_route(&format!("<{inbound}>"));
+                }
+            }
+            let branch = format!("{BRANCH_PREFIX}-{hash:x}-{:x}", self.random());
+            let via = format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                out_transport.via_token(),
+                self.local_hostport(out_transport, src.local.ip())
+            );
+            if m.prepend_via(&via).is_err() {
+                continue;
+            }
+            let bytes = m.to_bytes();
+            let method = tx::Method::parse(m.method().map(|m| m.as_str()).unwrap_or(""));
+            let key = ClientKey::new(branch, method);
+            let reliable = match dest {
+                Dest::Flow(_) => true,
+                Dest::Addr(t, _) => t.is_reliable(),
+            };
+            let Ok(cid) = self.table.start_client(key, bytes.clone(), reliable, now) else {
+                continue;
+            };
+            // Keep the sent form for ACK/CANCEL; reparsing is cheap and keeps
+            // one source of truth.
+            let sent = Message::parse(bytes, &sip::Limits::unbounded()).unwrap_or(m);
+            self.clients.insert(
+                cid,
+                ClientCtx {
+                    dest,
+                    request: sent,
+                    proxy: Some(pid),
+                },
+            );
+            branches.push(Branch {
+                client: cid,
+                provisional: false,
+                final_status: None,
+                cancelled: false,
+            });
+            self.stats.forwarded += 1;
+        }
+        if branches.is_empty() {
+            if let Some(k) = &call_key {
+                self.calls.remove(k);
+            }
+            self.reply(id, 500, "Could Not Forward", &[], now, unix);
+            return;
+        }
+        if let Some(s) = self.servers.get_mut(&id) {
+            s.proxy = Some(pid);
+        }
+        self.proxies.insert(
+            pid,
+            ProxyCtx {
+                server: id,
+                branches,
+                best: None,
+                final_sent: false,
+                invite: is_invite,
+                call: call_key,
+            },
+        );
+        self.drain(None, now, unix);
+    }
+
+    fn rr_uri(&self, transport: Transport, fallback: IpAddr, r2: bool) -> String {
+        let hp = self.local_hostport(transport, fallback);
+        let t = match transport {
+            Transport::Udp => String::new(),
+            t => format!(";transport={}", t.param()),
+        };
+        let r2 = if r2 { ";r2=on" } else { "" };
+        format!("sip:{hp}{t}{r2};lr")
+    }
+
+    /// Updates the call list for in-dialog requests (BYE ends a call).
+    fn track_in_dialog(&mut self, msg: &Message) {
+        let Some(call_id) = msg.call_id() else { return };
+        let (Ok(from), Ok(to)) = (msg.from(), msg.to()) else {
+            return;
+        };
+        let (ft, tt) = (from.tag().unwrap_or(""), to.tag().unwrap_or(""));
+        let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
+        let bye = matches!(msg.method(), Some(Method::Bye));
+        for key in [
+            (call_id.to_owned(), ft.to_owned()),
+            (call_id.to_owned(), tt.to_owned()),
+        ] {
+            let caller_side = key.1 == ft;
+            if let Some(c) = self.calls.get_mut(&key) {
+                if caller_side {
+                    c.cseq_caller = c.cseq_caller.max(seq);
+                } else {
+                    c.cseq_callee = c.cseq_callee.max(seq);
+                }
+                if bye {
+                    self.calls.remove(&key);
+                }
+                return;
+            }
+        }
+    }
+
+    /// ACK for a 2xx: its own transaction-less hop-by-hop forward (§16.11
+    /// stateless handling of the end-to-end ACK).
+    fn forward_ack(&mut self, src: &Source, mut msg: Message, unix: u64) {
+        loop {
+            let own = msg
+                .routes()
+                .next()
+                .and_then(Result::ok)
+                .is_some_and(|r| self.is_local_uri(r.uri(), src.local));
+            if !own {
+                break;
+            }
+            let _ = msg.pop_route();
+        }
+        let target = msg
+            .routes()
+            .next()
+            .and_then(Result::ok)
+            .map(|r| r.uri().as_str().to_owned())
+            .or_else(|| msg.request_uri().map(|u| u.as_str().to_owned()));
+        let Some(target) = target else { return };
+        if msg
+            .request_uri()
+            .is_some_and(|u| self.is_local_uri(&u, src.local))
+            && msg.routes().next().is_none()
+        {
+            return; // for us: an ACK to a locally generated 2xx; nothing to do.
+        }
+        let Some(dest) = self.resolve(&target, unix) else {
+            return;
+        };
+        let out_t = match dest {
+            Dest::Addr(t, _) => t,
+            Dest::Flow(f) => self
+                .location
+                .all()
+                .find(|b| b.flow == Some(f))
+                .map(|b| b.transport)
+                .unwrap_or(src.transport),
+        };
+        if msg.decrement_max_forwards().is_err() {
+            return;
+        }
+        // Stateless: the branch is derived from the incoming one, so a
+        // retransmitted ACK gets the same branch (§16.11).
+        let incoming = msg.top_via_branch().unwrap_or("").to_owned();
+        let branch = format!("{BRANCH_PREFIX}-a-{:x}", fnv(incoming.as_bytes()));
+        let via = format!(
+            "SIP/2.0/{} {};branch={branch};rport",
+            out_t.via_token(),
+            self.local_hostport(out_t, src.local.ip())
+        );
+        if msg.prepend_via(&via).is_ok() {
+            self.send(dest, msg.to_bytes());
+        }
+    }
+
+    // ----- responses -----------------------------------------------------
+
+    fn on_response(&mut self, mut msg: Message, now: Instant, unix: u64) {
+        let (Some(status), Ok(cseq)) = (msg.status(), msg.cseq()) else {
+            self.stats.responses_dropped += 1;
+            return;
+        };
+        let Some(branch) = msg.top_via_branch().map(str::to_owned) else {
+            self.stats.responses_dropped += 1;
+            return;
+        };
+        if !branch.starts_with(BRANCH_PREFIX) {
+            // Not one of our Vias (§16.7 step 1 / §18.1.2): drop.
+            self.stats.responses_dropped += 1;
+            return;
+        }
+        let meta = ResponseMeta {
+            status,
+            branch: Some(branch),
+            cseq_method: tx::Method::parse(cseq.method.as_str()),
+        };
+        match self.table.on_response(&meta, now) {
+            Some(_) => self.drain(Some(&msg), now, unix),
+            None => {
+                // A 2xx retransmission after the transaction ended goes on
+                // statelessly along the Vias (§16.7 / RFC 6026).
+                if (200..300).contains(&status) && cseq.method == Method::Invite {
+                    let _ = msg.pop_via();
+                    self.forward_response_stateless(msg);
+                } else {
+                    self.stats.responses_dropped += 1;
+                }
+            }
+        }
+    }
+
+    fn forward_response_stateless(&mut self, msg: Message) {
+        let Ok(via) = msg.top_via() else { return };
+        let Some(t) = Transport::from_token(via.transport()) else {
+            return;
+        };
+        let ip = via
+            .received()
+            .and_then(|r| r.parse::<IpAddr>().ok())
+            .or_else(|| via.host_str().parse().ok());
+        let port = match via.rport() {
+            Some(sip::Rport::Port(p)) => p,
+            _ => via.port().unwrap_or(5060),
+        };
+        if let Some(ip) = ip {
+            self.send(Dest::Addr(t, SocketAddr::new(ip, port)), msg.to_bytes());
+        }
+    }
+
+    /// Processes transaction events; `current` is the message just fed to
+    /// the table (for PassResponse / SendAck).
+    fn drain(&mut self, current: Option<&Message>, now: Instant, unix: u64) {
+        while let Some((id, action)) = self.table.poll_event() {
+            match action {
+                Action::Transmit(bytes) => {
+                    let dest = self
+                        .servers
+                        .get(&id)
+                        .map(|s| s.reply)
+                        .or_else(|| self.clients.get(&id).map(|c| c.dest));
+                    if let Some(dest) = dest {
+                        self.send(dest, bytes);
+                    }
+                }
+                Action::PassRequest => {}
+                Action::PassResponse { status } => {
+                    if let Some(m) = current {
+                        self.branch_response(id, status, Some(m.clone()), now, unix);
+                    }
+                }
+                Action::SendAck { .. } => {
+                    if let (Some(resp), Some(c)) = (current, self.clients.get(&id)) {
+                        if let Some(ack) = build_ack(&c.request, resp) {
+                            let _ = self.table.send_ack(id, ack);
+                        }
+                    }
+                }
+                Action::SendTrying => {
+                    if let Some(s) = self.servers.get(&id) {
+                        if let Ok(b) = response_to(&s.request, 100, "Trying", None).to_bytes() {
+                            let _ = self.table.respond(id, 100, Bytes::from(b), now);
+                        }
+                    }
+                }
+                Action::Timeout => {
+                    if self.clients.contains_key(&id) {
+                        self.branch_response(id, 408, None, now, unix);
+                    }
+                }
+                Action::TransportError => {
+                    if self.clients.contains_key(&id) {
+                        self.branch_response(id, 503, None, now, unix);
+                    }
+                }
+                Action::Terminated => {
+                    self.servers.remove(&id);
+                    if let Some(c) = self.clients.remove(&id) {
+                        if let Some(p) = c.proxy {
+                            self.maybe_drop_proxy(p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn maybe_drop_proxy(&mut self, pid: u64) {
+        let done = self.proxies.get(&pid).is_some_and(|p| {
+            p.branches
+                .iter()
+                .all(|b| !self.clients.contains_key(&b.client))
+        });
+        if done {
+            self.proxies.remove(&pid);
+        }
+    }
+
+    /// A response (or a synthesised one: `msg` None) on a client branch.
+    fn branch_response(
+        &mut self,
+        cid: TransactionId,
+        status: u16,
+        msg: Option<Message>,
+        now: Instant,
+        unix: u64,
+    ) {
+        let Some(pid) = self.clients.get(&cid).and_then(|c| c.proxy) else {
+            return;
+        };
+        let Some(p) = self.proxies.get_mut(&pid) else {
+            return;
+        };
+        let server = p.server;
+        let mut fwd = msg;
+        if let Some(m) = fwd.as_mut() {
+            if m.pop_via().is_err() {
+                return;
+            }
+        }
+        if status == 100 {
+            return;
+        }
+        if let Some(b) = p.branches.iter_mut().find(|b| b.client == cid) {
+            if status < 200 {
+                b.provisional = true;
+            } else {
+                b.final_status = Some(status);
+            }
+        }
+        if status < 200 {
+            if p.final_sent {
+                return;
+            }
+            if let Some(k) = &p.call {
+                if let Some(c) = self.calls.get_mut(k) {
+                    if status >= 180 {
+                        c.state = CallState::Ringing;
+                    }
+                }
+            }
+            if let Some(m) = fwd {
+                let _ = self.table.respond(server, status, m.to_bytes(), now);
+                self.drain(None, now, unix);
+            }
+            return;
+        }
+        if (200..300).contains(&status) {
+            let first = !p.final_sent;
+            p.final_sent = true;
+            let call = p.call.clone();
+            if let Some(m) = fwd {
+                if let Some(c) = call.and_then(|k| self.calls.get_mut(&k)) {
+                    if c.answered_unix.is_none() {
+                        c.answered_unix = Some(unix);
+                    }
+                    c.state = CallState::Active;
+                    c.to_tag = m.to().ok().and_then(|t| t.tag()).map(str::to_owned);
+                    c.route_set = m
+                        .record_routes()
+                        .filter_map(Result::ok)
+                        .map(|r| r.uri().as_str().to_owned())
+                        .collect();
+                }
+                let bytes = m.to_bytes();
+                let sent = self
+                    .table
+                    .respond(server, status, bytes.clone(), now)
+                    .is_ok();
+                if !sent {
+                    // Another branch's 2xx after ours (forking) or a late
+                    // retransmission: still goes upstream, statelessly.
+                    self.forward_response_stateless(m);
+                }
+                self.drain(None, now, unix);
+            }
+            if first {
+                self.cancel_branches(pid, Some(cid), now, unix);
+            }
+            return;
+        }
+        // 3xx–6xx: keep the best, answer when every branch is done.
+        if p.final_sent {
+            return;
+        }
+        let better = match &p.best {
+            None => true,
+            Some((s, _)) => rank(status) < rank(*s),
+        };
+        if better {
+            p.best = Some((status, fwd));
+        }
+        let six = status >= 600;
+        let all_done = p.branches.iter().all(|b| b.final_status.is_some());
+        if six {
+            self.cancel_branches(pid, Some(cid), now, unix);
+        }
+        if six || all_done {
+            self.send_best(pid, now, unix);
+        }
+    }
+
+    fn send_best(&mut self, pid: u64, now: Instant, unix: u64) {
+        let Some(p) = self.proxies.get_mut(&pid) else {
+            return;
+        };
+        if p.final_sent {
+            return;
+        }
+        p.final_sent = true;
+        let server = p.server;
+        let best = p.best.take();
+        if let Some(k) = p.call.take() {
+            self.calls.remove(&k);
+        }
+        match best {
+            // §16.7 step 6: a 503 from downstream is not passed on as 503.
+            Some((503, _)) => self.reply(server, 500, "Server Internal Error", &[], now, unix),
+            Some((s, Some(m))) => {
+                let _ = self.table.respond(server, s, m.to_bytes(), now);
+                self.drain(None, now, unix);
+            }
+            Some((408, None)) => self.reply(server, 408, "Request Timeout", &[], now, unix),
+            Some((s, None)) => self.reply(server, s, "Service Unavailable", &[], now, unix),
+            None => self.reply(server, 500, "Server Internal Error", &[], now, unix),
+        }
+    }
+
+    /// CANCELs every pending INVITE branch except `except` (§16.10).
+    fn cancel_branches(
+        &mut self,
+        pid: u64,
+        except: Option<TransactionId>,
+        now: Instant,
+        unix: u64,
+    ) {
+        let Some(p) = self.proxies.get_mut(&pid) else {
+            return;
+        };
+        if !p.invite {
+            return;
+        }
+        let mut to_cancel = Vec::new();
+        for b in p.branches.iter_mut() {
+            if Some(b.client) != except && b.final_status.is_none() && !b.cancelled {
+                b.cancelled = true;
+                to_cancel.push(b.client);
+            }
+        }
+        for cid in to_cancel {
+            let Some(c) = self.clients.get(&cid) else {
+                continue;
+            };
+            let dest = c.dest;
+            let Some(cancel) = build_cancel(&c.request) else {
+                continue;
+            };
+            let branch = c.request.top_via_branch().unwrap_or("").to_owned();
+            let key = ClientKey::new(branch, tx::Method::Cancel);
+            let reliable = match dest {
+                Dest::Flow(_) => true,
+                Dest::Addr(t, _) => t.is_reliable(),
+            };
+            if let Ok(id) = self.table.start_client(key, cancel.clone(), reliable, now) {
+                if let Ok(m) = Message::parse(cancel, &sip::Limits::unbounded()) {
+                    self.clients.insert(
+                        id,
+                        ClientCtx {
+                            dest,
+                            request: m,
+                            proxy: None,
+                        },
+                    );
+                }
+            }
+        }
+        self.drain(None, now, unix);
+    }
+}
+
+/// Lower is better (§16.7 step 6): 6xx, then 2xx (handled apart), then the
+/// lowest class; within a class the challenge responses win so the caller
+/// can authenticate.
+fn rank(status: u16) -> u32 {
+    let class = u32::from(status / 100);
+    let class_rank = if class == 6 { 0 } else { class };
+    let pref = match status {
+        401 | 407 => 0,
+        486 | 600 => 1,
+        _ => 2,
+    };
+    class_rank * 1000 + pref * 100 + u32::from(status % 100)
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The §16.6 step 8 loop-detection hash: what makes this request this
+/// request at this hop.
+fn loop_hash(msg: &Message) -> u64 {
+    let mut s = Vec::with_capacity(256);
+    s.extend_from_slice(msg.request_uri_bytes().unwrap_or_default());
+    for name in [
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::ProxyRequire,
+    ] {
+        s.push(0);
+        s.extend_from_slice(msg.header(name).unwrap_or_default());
+    }
+    if let Ok(c) = msg.cseq() {
+        s.extend_from_slice(&c.seq.to_le_bytes());
+    }
+    for r in msg.headers(HeaderName::Route) {
+        s.push(1);
+        s.extend_from_slice(r);
+    }
+    fnv(&s)
+}
+
+/// Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581).
+fn stamp_received(msg: &mut Message, src: &Source) {
+    let Ok(via) = msg.top_via() else { return };
+    let mut params = String::new();
+    let mut had_rport = false;
+    for p in via.params() {
+        if p.name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        if p.name.eq_ignore_ascii_case("rport") {
+            had_rport = true;
+            continue;
+        }
+        params.push(';');
+        params.push_str(p.name);
+        if let Some(v) = p.value {
+            params.push('=');
+            params.push_str(v);
+        }
+    }
+    let port = via.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let host = via.host_str();
+    let received_needed = host.parse::<IpAddr>().ok() != Some(src.addr.ip());
+    // Connection-oriented peers (browsers behind `.invalid`) get rport even
+    // unasked: it is the only way back to them.
+    if !had_rport && !received_needed && !src.transport.is_reliable() {
+        return;
+    }
+    params.push_str(&format!(";received={}", src.addr.ip()));
+    if had_rport || src.transport.is_reliable() {
+        params.push_str(&format!(";rport={}", src.addr.port()));
+    }
+    let new = format!(
+        "{}/{}/{} {host}{port}{params}",
+        via.protocol(),
+        via.version(),
+        via.transport()
+    );
+    if msg.pop_via().is_ok() {
+        let _ = msg.prepend_via(&new);
+    }
+}
+
+fn remove_last_route(msg: &mut Message) {
+    // Route values may be spread over lines; rebuild the list without the last.
+    let routes: Vec<String> = msg
+        .routes()
+        .filter_map(Result::ok)
+        .map(|r| format!("<{}>", r.uri().as_str()))
+        .collect();
+    if routes.is_empty() {
+        return;
+    }
+    msg.remove_headers(HeaderName::Route);
+    for r in &routes[..routes.len() - 1] {
+        let _ = msg.add_header("Route", r);
+    }
+}
+
+/// Host and port of a URI when the host is an IP literal (or localhost).
+fn uri_addr(uri: &str) -> Option<SocketAddr> {
+    let u = Uri::parse_str(uri).ok()?;
+    let host = u.host_str().trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = if host.eq_ignore_ascii_case("localhost") {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        host.parse().ok()?
+    };
+    let default = if matches!(u.scheme(), sip::Scheme::Sips)
+        || u.transport().is_some_and(|t| t.eq_ignore_ascii_case("tls"))
+    {
+        5061
+    } else {
+        5060
+    };
+    Some(SocketAddr::new(ip, u.port().unwrap_or(default)))
+}
+
+fn request_meta(msg: &Message) -> Option<RequestMeta> {
+    let via = msg.top_via().ok()?;
+    let cseq = msg.cseq().ok()?;
+    let sent_by = match via.port() {
+        Some(p) => format!("{}:{p}", via.host_str()),
+        None => via.host_str().to_owned(),
+    };
+    Some(RequestMeta {
+        method: tx::Method::parse(msg.method()?.as_str()),
+        branch: via.branch().map(str::to_owned),
+        sent_by,
+        cseq: cseq.seq,
+        call_id: msg.call_id()?.to_owned(),
+        from_tag: msg.from().ok()?.tag().map(str::to_owned),
+        to_tag: msg.to().ok()?.tag().map(str::to_owned),
+        request_uri: msg.request_uri()?.as_str().to_owned(),
+        top_via: String::from_utf8_lossy(msg.header(HeaderName::Via).unwrap_or_default())
+            .into_owned(),
+    })
+}
+
+/// The ACK a proxy's client transaction sends for a non-2xx final response
+/// (§17.1.1.3).
+fn build_ack(req: &Message, resp: &Message) -> Option<Bytes> {
+    let ruri = req.request_uri()?.as_str().to_owned();
+    let seq = req.cseq().ok()?.seq;
+    let mut b = RequestBuilder::new(Method::Ack, &ruri)
+        .header("Via", &via_text(&req.vias().next()?.ok()?))
+        .header("Max-Forwards", "70")
+        .header("From", req.header_str(HeaderName::From)?)
+        .header("To", resp.header_str(HeaderName::To)?)
+        .header("Call-ID", req.call_id()?)
+        .header("CSeq", &format!("{seq} ACK"));
+    for r in req.headers(HeaderName::Route) {
+        b = b.header("Route", std::str::from_utf8(r).ok()?);
+    }
+    b.to_bytes().ok().map(Bytes::from)
+}
+
+/// A CANCEL for a request we sent (§9.1).
+fn build_cancel(req: &Message) -> Option<Bytes> {
+    let ruri = req.request_uri()?.as_str().to_owned();
+    let seq = req.cseq().ok()?.seq;
+    let mut b = RequestBuilder::new(Method::Cancel, &ruri)
+        .header("Via", &via_text(&req.vias().next()?.ok()?))
+        .header("Max-Forwards", "70")
+        .header("From", req.header_str(HeaderName::From)?)
+        .header("To", req.header_str(HeaderName::To)?)
+        .header("Call-ID", req.call_id()?)
+        .header("CSeq", &format!("{seq} CANCEL"));
+    for r in req.headers(HeaderName::Route) {
+        b = b.header("Route", std::str::from_utf8(r).ok()?);
+    }
+    b.to_bytes().ok().map(Bytes::from)
+}
+
+/// One Via value as text (the first of a possibly comma-joined line).
+fn via_text(v: &sip::Via<'_>) -> String {
+    let port = v.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let params = v.params_str();
+    let sep = if params.is_empty() || params.starts_with(';') {
+        ""
+    } else {
+        ";"
+    };
+    format!(
+        "{}/{}/{} {}{port}{sep}{params}",
+        v.protocol(),
+        v.version(),
+        v.transport(),
+        v.host_str()
+    )
+}
