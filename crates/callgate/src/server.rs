@@ -131,7 +131,7 @@ enum StoreCmd {
 fn prepare_store(
     config: &Config,
     db: &Path,
-) -> Result<(store::Store, [u8; 32]), Box<dyn std::error::Error>> {
+) -> Result<(store::Store, [u8; 32], String), Box<dyn std::error::Error>> {
     let store = store::Store::open(db)?;
     let realm = &config.sip.domain;
     let changed = users::provision(&store, realm, &config.users)?;
@@ -160,13 +160,37 @@ fn prepare_store(
             s
         }
     };
-    Ok((store, secret))
+    // API token for automation: printed once, and kept in the data dir
+    // (owner-only) for tools on the box.
+    let token = match store.get_setting("api_token")? {
+        Some(t) => t,
+        None => {
+            let t = users::random_password(32);
+            store.set_setting("api_token", &t)?;
+            println!("API token (Authorization: Bearer ...): {t}");
+            t
+        }
+    };
+    write_private(&config.data_dir.join("api-token"), token.as_bytes())?;
+    Ok((store, secret, token))
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(data)
 }
 
 /// Runs the gateway until SIGINT/SIGTERM.
 pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let db = config.data_dir.join("callgate.db");
-    let (store, secret) = prepare_store(&config, &db)?;
+    let (store, secret, token) = prepare_store(&config, &db)?;
     let users = load_users(&store)?;
     let bindings = store.list_all_bindings()?;
 
@@ -193,7 +217,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             tls: config.sip.tls.clone(),
             ws: Vec::new(),
             wss: config.sip.wss.clone(),
-            server_tls: Some(server_tls),
+            server_tls: Some(server_tls.clone()),
             client_tls: None,
             limits: transport::Limits::default(),
         };
@@ -224,6 +248,17 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(restored, "registrations restored");
 
         let (store_tx, users_rx) = spawn_store_thread(store, db.clone());
+        let (query_tx, query_rx) = mpsc::channel(16);
+        let api = web::Api::new(db.clone(), config.sip.domain.clone(), token, query_tx);
+        let admin = config.admin.listen;
+        // SIP service does not depend on the admin listener: a port clash
+        // there is reported, not fatal.
+        tokio::spawn(async move {
+            tracing::info!("listening on https {admin} (JSON API /api/v1)");
+            if let Err(e) = web::serve(admin, server_tls, api).await {
+                tracing::error!("admin listener {admin} failed: {e}");
+            }
+        });
         println!(
             "callgate {} ready: SIP domain {}, WSS {}",
             env!("CARGO_PKG_VERSION"),
@@ -236,7 +271,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        run_core(core, transports, events, store_tx, users_rx).await;
+        run_core(core, transports, events, store_tx, users_rx, query_rx).await;
         tracing::info!("stopped");
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
@@ -314,6 +349,7 @@ async fn run_core(
     mut events: mpsc::Receiver<Event>,
     store_tx: std_mpsc::Sender<StoreCmd>,
     mut users_rx: mpsc::Receiver<Directory>,
+    mut query_rx: mpsc::Receiver<web::CoreQuery>,
 ) {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -342,6 +378,7 @@ async fn run_core(
                 tracing::info!(users = users.len(), "user directory reloaded");
                 core.set_users(users);
             }
+            Some(q) = query_rx.recv() => answer_query(&core, q),
             _ = &mut shutdown => break,
         }
         while let Some(out) = core.poll_output() {
@@ -351,6 +388,46 @@ async fn run_core(
                     let _ = store_tx.send(StoreCmd::Binding(change));
                 }
             }
+        }
+    }
+}
+
+fn answer_query(core: &Core, q: web::CoreQuery) {
+    let now = unix_now();
+    match q {
+        web::CoreQuery::Registrations(tx) => {
+            let regs = core
+                .location()
+                .all()
+                .filter(|b| b.expires_at > now)
+                .map(|b| web::RegistrationView {
+                    aor: b.aor.clone(),
+                    contact: b.contact.clone(),
+                    transport: b.transport.param().to_owned(),
+                    source: b.source.to_string(),
+                    user_agent: b.user_agent.clone(),
+                    expires_in: b.expires_at - now,
+                    reachable: core.binding_reachable(b),
+                })
+                .collect();
+            let _ = tx.send(regs);
+        }
+        web::CoreQuery::Calls(tx) => {
+            let calls = core
+                .calls()
+                .into_iter()
+                .map(|c| web::CallView {
+                    call_id: c.call_id,
+                    from: c.from,
+                    to: c.to,
+                    source: c.source.to_string(),
+                    transport: c.transport.param().to_owned(),
+                    state: format!("{:?}", c.state).to_lowercase(),
+                    started_unix: c.started_unix,
+                    answered_unix: c.answered_unix,
+                })
+                .collect();
+            let _ = tx.send(calls);
         }
     }
 }
