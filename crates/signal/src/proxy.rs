@@ -134,6 +134,10 @@ struct ServerCtx {
     request: Message,
     to_tag: String,
     proxy: Option<u64>,
+    /// §16.6 step 8 loop hash of the request as received (before our Route
+    /// entries are popped): what forwarding puts in the branch and what
+    /// loop detection compares against, so both must see the same request.
+    loop_hash: u64,
 }
 
 struct ClientCtx {
@@ -147,7 +151,10 @@ struct Branch {
     client: TransactionId,
     provisional: bool,
     final_status: Option<u16>,
+    /// A CANCEL is wanted for this branch.
     cancelled: bool,
+    /// The CANCEL went out; it waits for a provisional response (§9.1).
+    cancel_sent: bool,
 }
 
 struct ProxyCtx {
@@ -343,7 +350,12 @@ impl Core {
         let host = uri.host_str();
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.eq_ignore_ascii_case(&self.cfg.domain) {
-            return true;
+            // With an explicit port that is none of ours, the URI names
+            // another element on that host: a UA's contact when the domain
+            // is an address the UAs share (127.0.0.1, a single-host setup).
+            return uri
+                .port()
+                .is_none_or(|p| self.cfg.listeners.iter().any(|(_, a)| a.port() == p));
         }
         let Ok(ip) = host.parse::<IpAddr>() else {
             return false;
@@ -375,6 +387,10 @@ impl Core {
     /// Answers a request without a transaction (it could not get one, or is
     /// malformed).
     fn reply_stateless(&mut self, src: &Source, msg: &Message, code: u16, reason: &str) {
+        // An ACK is never answered (§17.2.1), however broken.
+        if matches!(msg.method(), Some(Method::Ack)) {
+            return;
+        }
         if msg.top_via().is_err() {
             self.stats.unparsable_dropped += 1;
             return;
@@ -454,13 +470,20 @@ impl Core {
                 self.reply(id, 403, "Too Many Failed Attempts", &[], now, unix);
                 None
             }
+            Verdict::BadRequest(reason) => {
+                self.stats.auth_failures += 1;
+                self.reply(id, 400, reason, &[], now, unix);
+                None
+            }
         }
     }
 
     // ----- requests ------------------------------------------------------
 
     fn on_request(&mut self, src: Source, mut msg: Message, now: Instant, unix: u64) {
-        if let Err(e) = msg.validate() {
+        // RFC 4475 §3.4: RFC 2543 requests (no Max-Forwards, old branches)
+        // are still served.
+        if let Err(e) = msg.validate_with(&sip::Validation::rfc2543_compatible()) {
             self.stats.bad_requests += 1;
             self.reply_stateless(&src, &msg, e.status_code(), e.reason_phrase());
             return;
@@ -492,6 +515,7 @@ impl Core {
                         request: msg.clone(),
                         to_tag: tag,
                         proxy: None,
+                        loop_hash: loop_hash(&msg),
                     },
                 );
                 self.drain(None, now, unix);
@@ -552,7 +576,10 @@ impl Core {
             return;
         }
         // §16.3 step 4: loop detection, by our own Via with the same loop hash.
-        let hash = loop_hash(&msg);
+        let hash = match self.servers.get(&id) {
+            Some(s) => s.loop_hash,
+            None => loop_hash(&msg),
+        };
         let looped = msg.vias().filter_map(Result::ok).any(|v| {
             v.branch()
                 .is_some_and(|b| b.starts_with(BRANCH_PREFIX) && b.contains(&format!("-{hash:x}-")))
@@ -832,7 +859,10 @@ impl Core {
             && msg.to().ok().and_then(|t| t.tag()).is_none();
         let pid = self.next_proxy;
         self.next_proxy += 1;
-        let hash = loop_hash(&msg);
+        let hash = match self.servers.get(&id) {
+            Some(s) => s.loop_hash,
+            None => loop_hash(&msg),
+        };
         let call_key = if is_invite && dialog_forming {
             let key = (
                 msg.call_id().unwrap_or_default().to_owned(),
@@ -891,6 +921,10 @@ impl Core {
             if m.decrement_max_forwards().is_err() {
                 let _ = m.add_header("Max-Forwards", "70");
             }
+            // A UDP request may lack Content-Length; streams need it.
+            if !m.has_header(HeaderName::ContentLength) {
+                m.set_content_length();
+            }
             for r in &route {
                 let _ = m.add_header("Route", &format!("<{r}>"));
             }
@@ -946,6 +980,7 @@ impl Core {
                 provisional: false,
                 final_status: None,
                 cancelled: false,
+                cancel_sent: false,
             });
             self.stats.forwarded += 1;
         }
@@ -1125,54 +1160,79 @@ impl Core {
     /// Processes transaction events; `current` is the message just fed to
     /// the table (for PassResponse / SendAck).
     fn drain(&mut self, current: Option<&Message>, now: Instant, unix: u64) {
-        while let Some((id, action)) = self.table.poll_event() {
-            match action {
-                Action::Transmit(bytes) => {
-                    let dest = self
-                        .servers
-                        .get(&id)
-                        .map(|s| s.reply)
-                        .or_else(|| self.clients.get(&id).map(|c| c.dest));
-                    if let Some(dest) = dest {
-                        self.send(dest, bytes);
+        // Take the events queued so far before handling any: handling one
+        // can re-enter `drain` (relaying a final answers the server
+        // transaction), and that nested call must not swallow the events
+        // that need `current` — the SendAck after a non-2xx PassResponse,
+        // or the ACK would never be sent. Later batches are not about
+        // `current`.
+        let mut current = current;
+        loop {
+            let batch: Vec<_> = std::iter::from_fn(|| self.table.poll_event()).collect();
+            if batch.is_empty() {
+                break;
+            }
+            for (id, action) in batch {
+                self.handle_event(id, action, current, now, unix);
+            }
+            current = None;
+        }
+    }
+
+    fn handle_event(
+        &mut self,
+        id: TransactionId,
+        action: Action,
+        current: Option<&Message>,
+        now: Instant,
+        unix: u64,
+    ) {
+        match action {
+            Action::Transmit(bytes) => {
+                let dest = self
+                    .servers
+                    .get(&id)
+                    .map(|s| s.reply)
+                    .or_else(|| self.clients.get(&id).map(|c| c.dest));
+                if let Some(dest) = dest {
+                    self.send(dest, bytes);
+                }
+            }
+            Action::PassRequest => {}
+            Action::PassResponse { status } => {
+                if let Some(m) = current {
+                    self.branch_response(id, status, Some(m.clone()), now, unix);
+                }
+            }
+            Action::SendAck { .. } => {
+                if let (Some(resp), Some(c)) = (current, self.clients.get(&id)) {
+                    if let Some(ack) = build_ack(&c.request, resp) {
+                        let _ = self.table.send_ack(id, ack);
                     }
                 }
-                Action::PassRequest => {}
-                Action::PassResponse { status } => {
-                    if let Some(m) = current {
-                        self.branch_response(id, status, Some(m.clone()), now, unix);
+            }
+            Action::SendTrying => {
+                if let Some(s) = self.servers.get(&id) {
+                    if let Ok(b) = response_to(&s.request, 100, "Trying", None).to_bytes() {
+                        let _ = self.table.respond(id, 100, Bytes::from(b), now);
                     }
                 }
-                Action::SendAck { .. } => {
-                    if let (Some(resp), Some(c)) = (current, self.clients.get(&id)) {
-                        if let Some(ack) = build_ack(&c.request, resp) {
-                            let _ = self.table.send_ack(id, ack);
-                        }
-                    }
+            }
+            Action::Timeout => {
+                if self.clients.contains_key(&id) {
+                    self.branch_response(id, 408, None, now, unix);
                 }
-                Action::SendTrying => {
-                    if let Some(s) = self.servers.get(&id) {
-                        if let Ok(b) = response_to(&s.request, 100, "Trying", None).to_bytes() {
-                            let _ = self.table.respond(id, 100, Bytes::from(b), now);
-                        }
-                    }
+            }
+            Action::TransportError => {
+                if self.clients.contains_key(&id) {
+                    self.branch_response(id, 503, None, now, unix);
                 }
-                Action::Timeout => {
-                    if self.clients.contains_key(&id) {
-                        self.branch_response(id, 408, None, now, unix);
-                    }
-                }
-                Action::TransportError => {
-                    if self.clients.contains_key(&id) {
-                        self.branch_response(id, 503, None, now, unix);
-                    }
-                }
-                Action::Terminated => {
-                    self.servers.remove(&id);
-                    if let Some(c) = self.clients.remove(&id) {
-                        if let Some(p) = c.proxy {
-                            self.maybe_drop_proxy(p);
-                        }
+            }
+            Action::Terminated => {
+                self.servers.remove(&id);
+                if let Some(c) = self.clients.remove(&id) {
+                    if let Some(p) = c.proxy {
+                        self.maybe_drop_proxy(p);
                     }
                 }
             }
@@ -1212,16 +1272,28 @@ impl Core {
                 return;
             }
         }
-        if status == 100 {
-            return;
-        }
+        let mut cancel_now = false;
         if let Some(b) = p.branches.iter_mut().find(|b| b.client == cid) {
             if status < 200 {
+                // Any provisional, 100 included, lets a pending CANCEL go.
                 b.provisional = true;
+                if b.cancelled && !b.cancel_sent {
+                    b.cancel_sent = true;
+                    cancel_now = true;
+                }
             } else {
                 b.final_status = Some(status);
             }
         }
+        if cancel_now {
+            self.send_cancel(cid, now, unix);
+        }
+        if status == 100 {
+            return;
+        }
+        let Some(p) = self.proxies.get_mut(&pid) else {
+            return;
+        };
         if status < 200 {
             if p.final_sent {
                 return;
@@ -1338,34 +1410,45 @@ impl Core {
         for b in p.branches.iter_mut() {
             if Some(b.client) != except && b.final_status.is_none() && !b.cancelled {
                 b.cancelled = true;
-                to_cancel.push(b.client);
+                // §9.1: no CANCEL before a provisional response; one that
+                // comes later sends it (branch_response), a final makes it
+                // moot, and timer B ends a branch that never answers.
+                if b.provisional {
+                    b.cancel_sent = true;
+                    to_cancel.push(b.client);
+                }
             }
         }
         for cid in to_cancel {
-            let Some(c) = self.clients.get(&cid) else {
-                continue;
-            };
-            let dest = c.dest;
-            let Some(cancel) = build_cancel(&c.request) else {
-                continue;
-            };
-            let branch = c.request.top_via_branch().unwrap_or("").to_owned();
-            let key = ClientKey::new(branch, tx::Method::Cancel);
-            let reliable = match dest {
-                Dest::Flow(_) => true,
-                Dest::Addr(t, _) => t.is_reliable(),
-            };
-            if let Ok(id) = self.table.start_client(key, cancel.clone(), reliable, now) {
-                if let Ok(m) = Message::parse(cancel, &sip::Limits::unbounded()) {
-                    self.clients.insert(
-                        id,
-                        ClientCtx {
-                            dest,
-                            request: m,
-                            proxy: None,
-                        },
-                    );
-                }
+            self.send_cancel(cid, now, unix);
+        }
+    }
+
+    /// Sends a CANCEL for the INVITE of client transaction `cid` (§9.1).
+    fn send_cancel(&mut self, cid: TransactionId, now: Instant, unix: u64) {
+        let Some(c) = self.clients.get(&cid) else {
+            return;
+        };
+        let dest = c.dest;
+        let Some(cancel) = build_cancel(&c.request) else {
+            return;
+        };
+        let branch = c.request.top_via_branch().unwrap_or("").to_owned();
+        let key = ClientKey::new(branch, tx::Method::Cancel);
+        let reliable = match dest {
+            Dest::Flow(_) => true,
+            Dest::Addr(t, _) => t.is_reliable(),
+        };
+        if let Ok(id) = self.table.start_client(key, cancel.clone(), reliable, now) {
+            if let Ok(m) = Message::parse(cancel, &sip::Limits::unbounded()) {
+                self.clients.insert(
+                    id,
+                    ClientCtx {
+                        dest,
+                        request: m,
+                        proxy: None,
+                    },
+                );
             }
         }
         self.drain(None, now, unix);
