@@ -42,6 +42,9 @@ pub enum Dest {
 }
 
 /// Something for the driver to do.
+// Outputs are drained right away; boxing the rare binding variant would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Output {
     Send {
@@ -203,7 +206,7 @@ impl Core {
             secret,
         );
         Core {
-            table: TransactionTable::new(cfg.transactions.clone()),
+            table: TransactionTable::new(cfg.transactions),
             cfg,
             location: Location::default(),
             users: Directory::default(),
@@ -647,6 +650,19 @@ impl Core {
             .is_some_and(|u| self.is_local_uri(&u, src.local));
         if ruri_local {
             if in_dialog {
+                // A GRUU a UA put in its Contact (RFC 5627 §8.1) names our
+                // domain but one registered instance: route to it.
+                let gruu = msg
+                    .request_uri()
+                    .filter(|u| u.param_value("gr").is_some())
+                    .and_then(|u| self.location.by_contact(u.as_str(), unix))
+                    .filter(|b| self.binding_reachable(b))
+                    .map(|b| (b.contact.clone(), self.binding_dest(b)));
+                if let Some((contact, Some(dest))) = gruu {
+                    let target = (Some(contact), dest, Vec::new());
+                    self.forward(id, &src, msg, vec![target], now, unix);
+                    return;
+                }
                 // Addressed to us inside a dialog we are not a party to.
                 self.reply(id, 481, "Call/Transaction Does Not Exist", &[], now, unix);
                 return;
@@ -1072,7 +1088,17 @@ impl Core {
             .is_some_and(|u| self.is_local_uri(&u, src.local))
             && msg.routes().next().is_none()
         {
-            return; // for us: an ACK to a locally generated 2xx; nothing to do.
+            // A GRUU (RFC 5627) is retargeted to its instance's contact.
+            let contact = msg
+                .request_uri()
+                .filter(|u| u.param_value("gr").is_some())
+                .and_then(|u| self.location.by_contact(u.as_str(), unix))
+                .map(|b| b.contact.clone());
+            match contact {
+                Some(c) if msg.set_request_uri(&c).is_ok() => {}
+                // For us: an ACK to a locally generated 2xx; nothing to do.
+                _ => return,
+            }
         }
         let Some(dest) = self.resolve(&target, unix) else {
             return;

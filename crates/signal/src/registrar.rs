@@ -61,6 +61,17 @@ pub fn same_uri(a: &str, b: &str) -> bool {
     }
 }
 
+/// GRUU equality: the AoR part as [`same_uri`], and the `gr` value, which
+/// is what tells one instance from another (RFC 5627 §3.1).
+fn same_gruu(gruu: &str, uri: &str) -> bool {
+    let gr = |s: &str| {
+        Uri::parse_str(s)
+            .ok()
+            .and_then(|u| u.param_value("gr").map(str::to_owned))
+    };
+    same_uri(gruu, uri) && gr(uri).is_some() && gr(gruu) == gr(uri)
+}
+
 /// A change the driver persists.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -137,7 +148,7 @@ impl Location {
             .get(aor)
             .map(|l| l.iter().filter(|b| b.expires_at > now_unix).collect())
             .unwrap_or_default();
-        v.sort_by(|a, b| b.q.cmp(&a.q));
+        v.sort_by_key(|b| std::cmp::Reverse(b.q));
         v
     }
 
@@ -147,7 +158,7 @@ impl Location {
         self.by_aor.values().flatten().find(|b| {
             b.expires_at > now_unix
                 && (same_uri(&b.contact, uri)
-                    || b.gruu.as_deref().is_some_and(|g| same_uri(g, uri)))
+                    || b.gruu.as_deref().is_some_and(|g| same_gruu(g, uri)))
         })
     }
 
@@ -216,15 +227,17 @@ impl Location {
                 if header_expires != Some(0) || msg.header_count(HeaderName::Contact) != 1 {
                     return (Reply::new(400, "Wildcard Needs Expires 0"), changes);
                 }
-                let list = self.by_aor.remove(aor).unwrap_or_default();
-                for b in list {
-                    if b.call_id == call_id && cseq <= b.cseq {
-                        // Keep it: the removal is out of order for this one.
-                        self.restore(b);
-                        continue;
-                    }
-                    changes.push(Change::Remove(b));
+                // §10.3 step 6: a binding from this Call-ID with a CSeq not
+                // below the request's makes the whole request fail.
+                let stale = self
+                    .by_aor
+                    .get(aor)
+                    .is_some_and(|l| l.iter().any(|b| b.call_id == call_id && cseq <= b.cseq));
+                if stale {
+                    return (Reply::new(400, "Out Of Order CSeq"), changes);
                 }
+                let list = self.by_aor.remove(aor).unwrap_or_default();
+                changes.extend(list.into_iter().map(Change::Remove));
             }
             Contacts::List(list) => {
                 let supports = |tag: &str| {

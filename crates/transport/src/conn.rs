@@ -238,7 +238,7 @@ async fn run_registered<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Ok(Some(sip::Frame::Message(data))) => {
                             idle_deadline = Instant::now() + limits.idle_timeout;
-                            let msg = Received { transport, flow: Some(flow), source: peer, local, data: Bytes::from(data) };
+                            let msg = Received { transport, flow: Some(flow), source: peer, local, data };
                             if inner.events.send(Event::Message(msg)).await.is_err() {
                                 failed = true;
                                 break;
@@ -300,6 +300,8 @@ async fn run_ws<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let limits = &inner.limits;
     let refused = std::sync::atomic::AtomicBool::new(false);
+    // The error type is tungstenite's; its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
     let check = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         let offers_sip = req
             .headers()
