@@ -65,6 +65,8 @@ pub enum Verdict {
     Forbidden(&'static str),
     /// Too many failures from this address: 403 without a challenge.
     Blocked,
+    /// Malformed credentials (their `uri` is not the Request-URI): 400.
+    BadRequest(&'static str),
 }
 
 /// Failure accounting per source IP.
@@ -183,6 +185,16 @@ impl Authenticator {
         let Some(creds) = ours else {
             return Verdict::Challenge { stale: false };
         };
+        // RFC 3261 §22.4 / RFC 7616 §3.4.6: the digest covers `uri`, so it
+        // must be this request's Request-URI, or credentials captured from
+        // one request would authorise another (same method, other target)
+        // for the nonce's lifetime.
+        let uri_matches = msg.request_uri().is_some_and(|r| {
+            r.as_str() == creds.uri || crate::registrar::same_uri(r.as_str(), &creds.uri)
+        });
+        if !uri_matches {
+            return Verdict::BadRequest("Credentials URI Mismatch");
+        }
         let Some(user) = users.find(&creds.username) else {
             self.record_failure(source, now_unix);
             return Verdict::Forbidden("Unknown user");

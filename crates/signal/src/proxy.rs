@@ -187,6 +187,11 @@ pub struct Core {
     next_proxy: u64,
     calls: HashMap<(String, String), CallInfo>,
     flows: HashSet<u64>,
+    /// Flows closed since the last event, whose transactions are yet to be
+    /// failed (`flow_closed` has no clock; the next `on_timer` does it).
+    closed: Vec<u64>,
+    /// The latest `now` seen, to make that `on_timer` due at once.
+    last_now: Option<Instant>,
     out: VecDeque<Output>,
     rng: u64,
     next_purge: Option<Instant>,
@@ -217,6 +222,8 @@ impl Core {
             next_proxy: 1,
             calls: HashMap::new(),
             flows: HashSet::new(),
+            closed: Vec::new(),
+            last_now: None,
             out: VecDeque::new(),
             rng: seed | 1,
             next_purge: None,
@@ -266,19 +273,68 @@ impl Core {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.table.next_deadline(), self.next_purge) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let reap = self.last_now.filter(|_| !self.closed.is_empty());
+        [self.table.next_deadline(), self.next_purge, reap]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A connection ended: bindings on it become unreachable, and the
+    /// transactions waiting on it are failed at the next `on_timer` (which
+    /// `next_deadline` makes due at once).
+    pub fn flow_closed(&mut self, flow: u64) {
+        self.flows.remove(&flow);
+        if self.last_now.is_some() && !self.closed.contains(&flow) {
+            self.closed.push(flow);
         }
     }
 
-    /// A connection ended: bindings on it become unreachable.
-    pub fn flow_closed(&mut self, flow: u64) {
-        self.flows.remove(&flow);
+    /// Fails what waits on closed flows: a branch toward one gets no answer
+    /// any more (480, as a new request to that binding would), and the
+    /// phones a vanished caller made ring are cancelled.
+    fn reap_closed_flows(&mut self, now: Instant, unix: u64) {
+        if self.closed.is_empty() {
+            return;
+        }
+        let closed = std::mem::take(&mut self.closed);
+        let dead = |d: &Dest| matches!(d, Dest::Flow(f) if closed.contains(f));
+        let mut clients: Vec<(TransactionId, Option<u64>)> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| dead(&c.dest))
+            .map(|(id, c)| (*id, c.proxy))
+            .collect();
+        clients.sort_by_key(|(id, _)| *id);
+        for (cid, pid) in clients {
+            let pending = pid.and_then(|p| self.proxies.get(&p)).is_some_and(|p| {
+                p.branches
+                    .iter()
+                    .any(|b| b.client == cid && b.final_status.is_none())
+            });
+            if pending {
+                self.branch_response(cid, 480, None, now, unix);
+            }
+            // Ends the machine; its own TransportError is moot by now.
+            let _ = self.table.on_transport_error(cid);
+            self.drain(None, now, unix);
+        }
+        let mut orphaned: Vec<(TransactionId, u64)> = self
+            .servers
+            .iter()
+            .filter(|(_, s)| dead(&s.reply))
+            .filter_map(|(id, s)| s.proxy.map(|p| (*id, p)))
+            .collect();
+        orphaned.sort();
+        for (_, pid) in orphaned {
+            self.cancel_branches(pid, None, now, unix);
+        }
     }
 
     /// Drives timers.
     pub fn on_timer(&mut self, now: Instant, unix: u64) {
+        self.last_now = Some(now);
+        self.reap_closed_flows(now, unix);
         self.table.poll_timers(now);
         self.drain(None, now, unix);
         match self.next_purge {
@@ -294,6 +350,8 @@ impl Core {
 
     /// Handles one received message.
     pub fn on_message(&mut self, src: Source, data: Bytes, now: Instant, unix: u64) {
+        self.last_now = Some(now);
+        self.reap_closed_flows(now, unix);
         self.stats.received += 1;
         if let Some(f) = src.flow {
             self.flows.insert(f);
@@ -1292,6 +1350,15 @@ impl Core {
             return;
         };
         let server = p.server;
+        // A branch ends once: a timeout or transport error synthesised
+        // after its final response (or a 480 for its closed flow) is moot.
+        if msg.is_none()
+            && p.branches
+                .iter()
+                .any(|b| b.client == cid && b.final_status.is_some())
+        {
+            return;
+        }
         let mut fwd = msg;
         if let Some(m) = fwd.as_mut() {
             if m.pop_via().is_err() {
@@ -1413,6 +1480,7 @@ impl Core {
                 self.drain(None, now, unix);
             }
             Some((408, None)) => self.reply(server, 408, "Request Timeout", &[], now, unix),
+            Some((480, None)) => self.reply(server, 480, "Temporarily Unavailable", &[], now, unix),
             Some((s, None)) => self.reply(server, s, "Service Unavailable", &[], now, unix),
             None => self.reply(server, 500, "Server Internal Error", &[], now, unix),
         }
