@@ -194,6 +194,8 @@ pub struct Core {
     last_now: Option<Instant>,
     out: VecDeque<Output>,
     rng: u64,
+    /// Key of the Record-Route tokens, derived from the node secret.
+    route_key: [u8; 32],
     next_purge: Option<Instant>,
     pub stats: Stats,
 }
@@ -226,6 +228,13 @@ impl Core {
             last_now: None,
             out: VecDeque::new(),
             rng: seed | 1,
+            route_key: {
+                use sha2::Digest;
+                let mut h = sha2::Sha256::new();
+                h.update(b"callgate record-route key");
+                h.update(secret);
+                h.finalize().into()
+            },
             next_purge: None,
             stats: Stats::default(),
         }
@@ -452,7 +461,9 @@ impl Core {
         if matches!(msg.method(), Some(Method::Ack)) {
             return;
         }
-        if msg.top_via().is_err() {
+        // The Via lines are copied back verbatim, so even a Via we cannot
+        // parse (RFC 4475 badinv01) can carry the 400 back to its sender.
+        if !msg.has_header(HeaderName::Via) {
             self.stats.unparsable_dropped += 1;
             return;
         }
@@ -618,12 +629,26 @@ impl Core {
         let ruri_local = msg
             .request_uri()
             .is_some_and(|u| self.is_local_uri(&u, src.local));
+        // §16.3 step 3: only a request for the proxy itself (no user part)
+        // may be answered at Max-Forwards 0.
+        let for_us = ruri_local && msg.request_uri().is_some_and(|u| u.user().is_none());
         if mf == Some(0) {
-            if method == Method::Options && ruri_local {
+            if method == Method::Options && for_us {
                 self.reply_options(id, now, unix);
             } else {
                 self.reply(id, 483, "Too Many Hops", &[], now, unix);
             }
+            return;
+        }
+        // §16.3 step 1: a scheme we cannot route gets 416, before anything
+        // else is asked of the sender.
+        if !msg.request_uri().is_some_and(|u| {
+            matches!(
+                u.scheme(),
+                sip::Scheme::Sip | sip::Scheme::Sips | sip::Scheme::Tel
+            )
+        }) {
+            self.reply(id, 416, "Unsupported URI Scheme", &[], now, unix);
             return;
         }
         // §16.3 step 5: Proxy-Require.
@@ -664,24 +689,29 @@ impl Core {
             }
         }
         // §16.4: pop our own Route entries (two with r2=on).
-        let mut popped_own = false;
-        loop {
-            let top = msg.routes().next().and_then(Result::ok).map(|r| {
-                (
-                    self.is_local_uri(r.uri(), src.local),
-                    r.uri().as_str().to_owned(),
-                )
-            });
-            match top {
-                Some((true, _)) => {
-                    let _ = msg.pop_route();
-                    popped_own = true;
-                }
-                _ => break,
+        let signed_route = self.pop_own_routes(&mut msg, src.local);
+        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        // In-dialog requests are relayed only along a route set we signed
+        // for this Call-ID, or to one of our registered users: a made-up To
+        // tag must not turn the gateway into an open relay.
+        if in_dialog && !signed_route {
+            let target = msg
+                .routes()
+                .next()
+                .and_then(Result::ok)
+                .map(|r| r.uri().as_str().to_owned())
+                .or_else(|| msg.request_uri().map(|u| u.as_str().to_owned()))
+                .unwrap_or_default();
+            let to_local_user = self.location.by_contact(&target, unix).is_some();
+            let to_us = msg.routes().next().is_none()
+                && msg
+                    .request_uri()
+                    .is_some_and(|u| self.is_local_uri(&u, src.local));
+            if !to_local_user && !to_us {
+                self.reply(id, 403, "Not In A Dialog Of Ours", &[], now, unix);
+                return;
             }
         }
-        let _ = popped_own;
-        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
         if let Some(ctx) = self.servers.get_mut(&id) {
             ctx.request = msg.clone();
         }
@@ -1006,13 +1036,15 @@ impl Core {
                 // One entry when both sides use the same transport, two
                 // (r2=on) when they differ, so each side gets an address it
                 // can reach (RFC 5658).
+                let token = self.route_token(msg.call_id().unwrap_or(""));
                 let inbound = self.rr_uri(
                     src.transport,
                     src.local.ip(),
                     src.transport != out_transport,
+                    &token,
                 );
                 if src.transport != out_transport {
-                    let outbound = self.rr_uri(out_transport, src.local.ip(), true);
+                    let outbound = self.rr_uri(out_transport, src.local.ip(), true, &token);
                     let _ = m.prepend_record_route(&format!("<{inbound}>"));
                     let _ = m.prepend_record_route(&format!("<{outbound}>"));
                 } else {
@@ -1082,14 +1114,46 @@ impl Core {
         self.drain(None, now, unix);
     }
 
-    fn rr_uri(&self, transport: Transport, fallback: IpAddr, r2: bool) -> String {
+    /// Pops our own entries from the top of the Route set (§16.4; two with
+    /// r2=on). Returns whether one carried a valid token for this Call-ID.
+    fn pop_own_routes(&self, msg: &mut Message, local: SocketAddr) -> bool {
+        let expected = self.route_token(msg.call_id().unwrap_or(""));
+        let mut signed = false;
+        loop {
+            let top = msg
+                .routes()
+                .next()
+                .and_then(Result::ok)
+                .filter(|r| self.is_local_uri(r.uri(), local))
+                .map(|r| r.uri().param_value("cgt").map(str::to_owned));
+            match top {
+                Some(token) => {
+                    signed |= token.is_some_and(|t| t == expected);
+                    let _ = msg.pop_route();
+                }
+                None => return signed,
+            }
+        }
+    }
+
+    /// Keyed MAC of a Call-ID carried in our Record-Route entries.
+    fn route_token(&self, call_id: &str) -> String {
+        use hmac::{KeyInit, Mac};
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.route_key)
+            .expect("HMAC takes any key length");
+        mac.update(call_id.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        tag[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn rr_uri(&self, transport: Transport, fallback: IpAddr, r2: bool, token: &str) -> String {
         let hp = self.local_hostport(transport, fallback);
         let t = match transport {
             Transport::Udp => String::new(),
             t => format!(";transport={}", t.param()),
         };
         let r2 = if r2 { ";r2=on" } else { "" };
-        format!("sip:{hp}{t}{r2};lr")
+        format!("sip:{hp}{t}{r2};lr;cgt={token}")
     }
 
     /// Updates the call list for in-dialog requests (BYE ends a call).
@@ -1123,17 +1187,7 @@ impl Core {
     /// ACK for a 2xx: its own transaction-less hop-by-hop forward (§16.11
     /// stateless handling of the end-to-end ACK).
     fn forward_ack(&mut self, src: &Source, mut msg: Message, unix: u64) {
-        loop {
-            let own = msg
-                .routes()
-                .next()
-                .and_then(Result::ok)
-                .is_some_and(|r| self.is_local_uri(r.uri(), src.local));
-            if !own {
-                break;
-            }
-            let _ = msg.pop_route();
-        }
+        let signed_route = self.pop_own_routes(&mut msg, src.local);
         let target = msg
             .routes()
             .next()
@@ -1157,6 +1211,9 @@ impl Core {
                 // For us: an ACK to a locally generated 2xx; nothing to do.
                 _ => return,
             }
+        }
+        if !signed_route && self.location.by_contact(&target, unix).is_none() {
+            return; // not along a route set of ours: not relayed (see process)
         }
         let Some(dest) = self.resolve(&target, unix) else {
             return;

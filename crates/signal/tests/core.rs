@@ -229,9 +229,20 @@ fn vias(m: &Message) -> Vec<String> {
         .collect()
 }
 
+/// Record-Route URIs without the per-call token (asserted apart).
 fn record_routes(m: &Message) -> Vec<String> {
     m.record_routes()
-        .map(|r| r.unwrap().uri().as_str().to_owned())
+        .map(|r| {
+            let uri = r.unwrap().uri().as_str().to_owned();
+            match uri.find(";cgt=") {
+                Some(i) => {
+                    let rest = &uri[i + 5..];
+                    let end = rest.find(';').map_or(uri.len(), |j| i + 5 + j);
+                    format!("{}{}", &uri[..i], &uri[end..])
+                }
+                None => uri,
+            }
+        })
         .collect()
 }
 
@@ -972,6 +983,12 @@ fn call_between_browsers_is_record_routed_and_tracked() {
         record_routes(&inv),
         ["sip:127.0.0.1:7443;transport=wss;lr"],
         "one transport, one Record-Route"
+    );
+    let rr = inv.record_routes().next().unwrap().unwrap();
+    assert_eq!(
+        rr.uri().param_value("cgt").map(str::len),
+        Some(16),
+        "Record-Route carries the route-set token"
     );
     let v = vias(&inv);
     assert_eq!(v.len(), 2, "{v:?}");
