@@ -55,6 +55,9 @@ pub struct SipConfig {
     pub tls_cert: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Digest challenge algorithms in order of preference: "SHA-256", "MD5".
+    /// Some older phones read only the first challenge and know only MD5.
+    pub digest_algorithms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -107,6 +110,7 @@ impl Default for SipConfig {
             wss: vec![any(7443)],
             tls_cert: None,
             tls_key: None,
+            digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
         }
     }
 }
@@ -177,6 +181,20 @@ impl Config {
                 "sip.tls_cert",
                 "tls_cert and tls_key must be given together",
             ));
+        }
+        if self.sip.digest_algorithms.is_empty() {
+            return Err(invalid(
+                "sip.digest_algorithms",
+                "name at least one algorithm",
+            ));
+        }
+        for a in &self.sip.digest_algorithms {
+            if !matches!(a.to_ascii_uppercase().as_str(), "SHA-256" | "MD5") {
+                return Err(invalid(
+                    "sip.digest_algorithms",
+                    format!("`{a}` is not one of \"SHA-256\", \"MD5\""),
+                ));
+            }
         }
         let m = &self.media;
         if m.port_min < 1024 {

@@ -232,6 +232,12 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let mut core_cfg = CoreConfig::new(&config.sip.domain, listeners);
         core_cfg.advertised = config.media.advertised_address;
+        core_cfg.digest_algorithms = config
+            .sip
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| sip::digest::Algorithm::parse(a))
+            .collect();
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed)?;
         let mut core = Core::new(core_cfg, secret, u64::from_le_bytes(seed));
@@ -362,6 +368,12 @@ async fn run_core(
         tokio::select! {
             ev = events.recv() => match ev {
                 Some(Event::Message(m)) => {
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        tracing::debug!(
+                            transport = %m.transport, source = %m.source, flow = ?m.flow.map(|f| f.0),
+                            "recv {}", first_line(&m.data)
+                        );
+                    }
                     let src = Source {
                         transport: to_signal_transport(m.transport),
                         flow: m.flow.map(|f| f.0),
@@ -383,13 +395,28 @@ async fn run_core(
         }
         while let Some(out) = core.poll_output() {
             match out {
-                Output::Send { dest, data } => send(&transports, dest, data).await,
+                Output::Send { dest, data } => {
+                    if tracing::enabled!(tracing::Level::DEBUG) {
+                        tracing::debug!(?dest, "send {}", first_line(&data));
+                    }
+                    send(&transports, dest, data).await
+                }
                 Output::Binding(change) => {
                     let _ = store_tx.send(StoreCmd::Binding(change));
                 }
             }
         }
     }
+}
+
+/// The start line of a message, for logs.
+fn first_line(data: &[u8]) -> String {
+    let end = data
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(data.len())
+        .min(200);
+    String::from_utf8_lossy(&data[..end]).into_owned()
 }
 
 fn answer_query(core: &Core, q: web::CoreQuery) {

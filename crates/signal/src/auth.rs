@@ -84,6 +84,9 @@ pub struct AuthConfig {
     /// Failures from one IP within `failure_window` secs before it is blocked.
     pub max_failures: u32,
     pub failure_window: u64,
+    /// Challenge algorithms in order. SHA-256 then MD5 by default; some
+    /// older phones read only the first challenge and know only MD5.
+    pub algorithms: Vec<digest::Algorithm>,
 }
 
 pub struct Authenticator {
@@ -105,10 +108,15 @@ impl Authenticator {
         }
     }
 
-    /// The WWW-/Proxy-Authenticate values to send: SHA-256 first, then MD5.
-    pub fn challenges(&self, now_unix: u64, salt: [u8; 8], stale: bool) -> [String; 2] {
+    /// The WWW-/Proxy-Authenticate values to send, one per configured
+    /// algorithm in order of preference (RFC 8760 §2.4).
+    pub fn challenges(&self, now_unix: u64, salt: [u8; 8], stale: bool) -> Vec<String> {
         let nonce = self.signer.issue(now_unix, salt);
-        digest::format_challenges(&self.config.realm, &nonce, None, stale)
+        self.config
+            .algorithms
+            .iter()
+            .map(|a| digest::format_challenge(&self.config.realm, &nonce, *a, None, stale))
+            .collect()
     }
 
     fn blocked(&mut self, ip: IpAddr, now_unix: u64) -> bool {

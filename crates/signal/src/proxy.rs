@@ -106,6 +106,8 @@ pub struct CoreConfig {
     pub nonce_max_age: u64,
     pub max_auth_failures: u32,
     pub auth_failure_window: u64,
+    /// Digest challenge algorithms, in order of preference.
+    pub digest_algorithms: Vec<sip::digest::Algorithm>,
     pub transactions: TableConfig,
     /// Let authenticated users reach non-local domains.
     pub allow_relay: bool,
@@ -125,6 +127,7 @@ impl CoreConfig {
             nonce_max_age: 300,
             max_auth_failures: 10,
             auth_failure_window: 60,
+            digest_algorithms: vec![sip::digest::Algorithm::Sha256, sip::digest::Algorithm::Md5],
             transactions: TableConfig::default(),
             allow_relay: false,
             limits: sip::Limits::default(),
@@ -209,6 +212,7 @@ impl Core {
                 nonce_max_age: cfg.nonce_max_age,
                 max_failures: cfg.max_auth_failures,
                 failure_window: cfg.auth_failure_window,
+                algorithms: cfg.digest_algorithms.clone(),
             },
             secret,
         );
@@ -498,7 +502,7 @@ impl Core {
 
     fn challenge(&mut self, id: TransactionId, proxy: bool, stale: bool, now: Instant, unix: u64) {
         let salt = self.random().to_le_bytes();
-        let [sha, md5] = self.auth.challenges(unix, salt, stale);
+        let values = self.auth.challenges(unix, salt, stale);
         let name = if proxy {
             "Proxy-Authenticate"
         } else {
@@ -509,7 +513,8 @@ impl Core {
         } else {
             (401, "Unauthorized")
         };
-        self.reply(id, code, reason, &[(name, sha), (name, md5)], now, unix);
+        let headers: Vec<(&str, String)> = values.into_iter().map(|v| (name, v)).collect();
+        self.reply(id, code, reason, &headers, now, unix);
     }
 
     /// Runs digest auth; on anything but success it has answered already.
