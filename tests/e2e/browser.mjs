@@ -11,8 +11,7 @@
 // Environment (defaults in brackets):
 //   E2E_WSS_URL     [wss://127.0.0.1:7443]  callgate's WSS listener
 //   E2E_DOMAIN      [127.0.0.1]             SIP domain (digest realm)
-//   E2E_SIPP_TARGET [127.0.0.1:5060]        where sipp sends (callgate's UDP listener,
-//                                           or the MD5-first relay, see lib/common.sh)
+//   E2E_SIP_UDP     [127.0.0.1:5060]        callgate's UDP listener (where sipp sends)
 //   E2E_ARTIFACTS   [a new /tmp dir]        JsSIP traces (phone-*.log), sipp traces
 //   CHROMIUM        [/usr/bin/chromium]
 //
@@ -44,7 +43,7 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 const WSS_URL = process.env.E2E_WSS_URL ?? 'wss://127.0.0.1:7443';
 const DOMAIN = process.env.E2E_DOMAIN ?? '127.0.0.1';
-const SIP_UDP = process.env.E2E_SIPP_TARGET ?? '127.0.0.1:5060';
+const SIP_UDP = process.env.E2E_SIP_UDP ?? '127.0.0.1:5060';
 const ARTIFACTS = process.env.E2E_ARTIFACTS ?? mkdtempSync(join(tmpdir(), 'callgate-e2e-browser-'));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -239,6 +238,11 @@ class Phone {
     return this.eval(() => window.phone.hangupAll());
   }
 
+  /** SIP requests the page sent (see phone.sent in lib/phone.js). */
+  sentRequests() {
+    return this.eval(() => window.phone.sent.slice());
+  }
+
   stats(id) {
     return this.eval((id) => window.phone.stats(id), id);
   }
@@ -418,22 +422,80 @@ async function registerSippPhone(user, port, expires = 300) {
   );
 }
 
-/**
- * What is wrong with the Record-Route of the first message of a sipp trace
- * matching `pick` (null when it carries two entries, each with r2=on).
- */
-function twoRecordRoutesProblem(trace, pick, what) {
-  const m = readSippMessages(trace).find(pick);
-  if (!m) return `${what}: no such message in the sipp trace ${trace}`;
-  return recordRouteProblem(headerValues(m.text, 'Record-Route'), `${what} ("${startLine(m.text)}")`);
+/** Which side of callgate a Record-Route entry of ours stands for: 'wss' or 'udp'. */
+function rrSide(v) {
+  if (/;\s*transport=wss\b/i.test(v)) return 'wss';
+  if (/;\s*transport=(?!udp\b)/i.test(v)) return 'other';
+  return 'udp';
 }
 
-function recordRouteProblem(rr, what) {
+/**
+ * What is wrong with Record-Route entries `rr` (null if nothing): callgate
+ * between a WSS and a UDP phone adds two (RFC 5658 double Record-Route), both
+ * with r2=on, one per side. `sides` is their expected order, e.g.
+ * ['udp', 'wss']: the entry of the callee's side comes first, in the INVITE
+ * and in its responses alike.
+ */
+function recordRouteProblem(rr, what, sides) {
   if (rr.length !== 2) {
     return `${what} should carry two Record-Route entries (one per side, r2=on), got ${rr.length}: ${JSON.stringify(rr)}`;
   }
-  const bad = rr.filter((v) => !/;\s*r2=on/i.test(v));
-  return bad.length ? `${what}: Record-Route without r2=on: ${JSON.stringify(bad)}` : null;
+  const bad = rr.filter((v) => !/;\s*r2=on\b/i.test(v));
+  if (bad.length) return `${what}: Record-Route without r2=on: ${JSON.stringify(bad)}`;
+  const got = rr.map(rrSide);
+  if (got.join() !== sides.join()) {
+    return `${what}: Record-Route entries should be [${sides.join(', ')}] side, got [${got.join(', ')}]: ${JSON.stringify(rr)}`;
+  }
+  return null;
+}
+
+/** The first message of a sipp trace matching `pick`, or a problem string. */
+function sippMessage(trace, pick, what) {
+  const m = readSippMessages(trace).find(pick);
+  return m ?? `${what}: no such message in the sipp trace ${trace}`;
+}
+
+/** recordRouteProblem for the first message of a sipp trace matching `pick`. */
+function sippRecordRouteProblem(trace, pick, what, sides) {
+  const m = sippMessage(trace, pick, what);
+  if (typeof m === 'string') return m;
+  return recordRouteProblem(headerValues(m.text, 'Record-Route'), `${what} ("${startLine(m.text)}")`, sides);
+}
+
+const isRequest = (method) => (m) => new RegExp(`^${method} `).test(m.text);
+const isInvite200 = (m) => /^SIP\/2\.0 200 /.test(m.text) && /^CSeq:\s*\d+\s+INVITE/im.test(m.text);
+
+/**
+ * An in-dialog request that sipp received from callgate: it must come from
+ * the proxy (top Via 127.0.0.1:5060) with callgate's own Route entries
+ * consumed.
+ */
+function relayedRequestProblem(trace, method, what) {
+  const m = sippMessage(trace, (m) => m.dir === 'received' && isRequest(method)(m), what);
+  if (typeof m === 'string') return m;
+  const via = headerValues(m.text, 'Via')[0] ?? '';
+  const route = headerValues(m.text, 'Route');
+  const problems = [];
+  if (!/^SIP\/2\.0\/UDP\s+127\.0\.0\.1:5060\b/i.test(via)) problems.push(`top Via is not callgate's UDP side: ${via}`);
+  if (route.length) problems.push(`Route entries left after callgate: ${JSON.stringify(route)}`);
+  return problems.length ? `${what} ("${startLine(m.text)}"): ${problems.join('; ')}` : null;
+}
+
+/**
+ * An in-dialog request that sipp sent: its Route set must be the Record-Route
+ * of the 200 OK reversed (sipp's rrs), i.e. callgate's UDP side first.
+ */
+function routedRequestProblem(trace, method, what) {
+  const msgs = readSippMessages(trace);
+  const ok = msgs.find((m) => m.dir === 'received' && isInvite200(m));
+  const req = msgs.find((m) => m.dir === 'sent' && isRequest(method)(m) && !/^CSeq:\s*1\s/im.test(m.text));
+  if (!ok || !req) return `${what}: no 200 OK or no ${method} in the sipp trace ${trace}`;
+  const want = headerValues(ok.text, 'Record-Route').reverse();
+  const got = headerValues(req.text, 'Route');
+  if (got.join(' ') !== want.join(' ')) {
+    return `${what}: Route should be the 200's Record-Route reversed ${JSON.stringify(want)}, was ${JSON.stringify(got)}`;
+  }
+  return null;
 }
 
 function failIfAny(problems) {
@@ -613,14 +675,19 @@ test('7b. CANCEL: 1000 gives up while 1001 rings, 1001 sees Canceled', { timeout
   assert.equal(eb.originator, 'remote');
 });
 
-test('8a. browser 1000 calls a UDP phone (sipp as 1002): answered, hung up, two Record-Routes', { timeout: 90_000 }, async () => {
+// Scenario 8 is about signalling between a WSS browser and a UDP phone. callgate
+// does not relay media yet and passes SDP through untouched, so sipp speaks
+// WebRTC-shaped SDP (uas_answer_webrtc.xml, uac_call_webrtc.xml) that Chromium
+// accepts; with no ICE candidates in it no media flows, and none is asserted.
+
+test('8a. browser 1000 calls a UDP phone (sipp as 1002): confirmed, two Record-Routes, ACK and BYE through callgate', { timeout: 90_000 }, async () => {
   if (!sippAvailable()) assert.fail('sipp is not installed (apt-get install sip-tester)');
   const { a } = await registeredPhones();
   await registerSippPhone('1002', SIPP_UAS_PORT);
   const trace = join(ARTIFACTS, 'sipp-uas-1002.log');
   const uas = runSipp(
     [
-      '-sf', join(SCENARIOS, 'uas_answer.xml'),
+      '-sf', join(SCENARIOS, 'uas_answer_webrtc.xml'),
       ...sippCommon(SIPP_UAS_PORT, SIPP_MEDIA_PORT_UAS),
       '-s', '1002', '-timeout', '20s', '-timeout_error',
       '-trace_msg', '-message_file', trace,
@@ -631,16 +698,26 @@ test('8a. browser 1000 calls a UDP phone (sipp as 1002): answered, hung up, two 
   const problems = [];
   await sleep(700); // sipp binds its port
   const ca = await a.cursor();
+  let accepted = null; // the browser's 'accepted' event: the 200 OK
   try {
-    const id = await a.call('1002', { bundlePolicy: 'max-bundle' });
+    // Audio only, max-bundle: one m-line with mid 0, what the static answer of
+    // uas_answer_webrtc.xml is made for.
+    const id = await a.call('1002', { video: false, bundlePolicy: 'max-bundle' });
     const e = await a.expect(['confirmed', 'failed', 'ended'], ca, T_CALL_SETUP, '1000 calls UDP phone 1002', { id });
     if (e.type !== 'confirmed') {
-      problems.push(`browser 1000 -> UDP phone: call not established: ${JSON.stringify(e)}\n  browser events: ${await a.describeEvents(ca)}`);
+      problems.push(`browser 1000 -> UDP phone: call not confirmed: ${JSON.stringify(e)}\n  browser events: ${await a.describeEvents(ca)}`);
     } else {
+      accepted = (await a.events(ca)).find((ev) => ev.type === 'accepted' && ev.id === id);
+      problems.push(
+        accepted
+          ? recordRouteProblem(accepted.recordRoutes.flatMap(splitCommaList), '200 OK from the UDP phone at browser 1000', ['udp', 'wss'])
+          : `browser 1000: confirmed without an accepted event: ${await a.describeEvents(ca)}`,
+      );
       await sleep(1_000);
       const ca2 = await a.cursor();
       await a.hangup(id);
-      await a.expect(['ended', 'failed'], ca2, T_END, 'browser hangs up the UDP phone', { id });
+      const end = await a.expect(['ended', 'failed'], ca2, T_END, 'browser hangs up the UDP phone', { id });
+      if (end.type !== 'ended' || end.originator !== 'local') problems.push(`browser 1000 hang-up: ${JSON.stringify(end)}`);
     }
   } catch (err) {
     problems.push(err.message);
@@ -652,13 +729,39 @@ test('8a. browser 1000 calls a UDP phone (sipp as 1002): answered, hung up, two 
       `the UDP phone (sipp UAS) did not complete INVITE/180/200/ACK/BYE: exit ${r.code}${r.timedOut ? ' (killed)' : ''}\n${sippTail(r)}\n  trace: ${trace}`,
     );
   }
+  if (accepted) {
+    // The browser's ACK and BYE: Route = the 200's Record-Route reversed (WSS side first).
+    const want = accepted.recordRoutes.flatMap(splitCommaList).reverse();
+    const sent = (await a.sentRequests()).filter((q) => q.callId === accepted.callId);
+    for (const method of ['ACK', 'BYE']) {
+      // The last one: the ACK of the 407 goes first, outside the dialog.
+      const q = sent.findLast((q) => q.method === method);
+      const got = q ? q.routes.flatMap(splitCommaList) : null;
+      if (!q) problems.push(`browser 1000 sent no ${method} for the call (Call-ID ${accepted.callId})`);
+      else if (got.join(' ') !== want.join(' ')) {
+        problems.push(`${method} from browser 1000: Route should be the 200's Record-Route reversed ${JSON.stringify(want)}, was ${JSON.stringify(got)}`);
+      }
+    }
+  }
+  const invite = readSippMessages(trace).find((m) => m.dir === 'received' && isRequest('INVITE')(m));
+  if (invite) {
+    const mids = invite.text.match(/^a=mid:.*$/gm) ?? [];
+    const mlines = invite.text.match(/^m=.*$/gm) ?? [];
+    if (mlines.length !== 1 || !/^m=audio /.test(mlines[0]) || mids.join() !== 'a=mid:0') {
+      problems.push(
+        `the browser's offer is not the one uas_answer_webrtc.xml answers (one m=audio, a=mid:0): ${JSON.stringify([...mlines, ...mids])}`,
+      );
+    }
+  }
   problems.push(
-    twoRecordRoutesProblem(trace, (m) => m.dir === 'received' && /^INVITE /.test(m.text), 'INVITE from browser 1000 at the UDP phone'),
+    sippRecordRouteProblem(trace, (m) => m.dir === 'received' && isRequest('INVITE')(m), 'INVITE from browser 1000 at the UDP phone', ['udp', 'wss']),
+    relayedRequestProblem(trace, 'ACK', 'ACK from browser 1000 at the UDP phone'),
+    relayedRequestProblem(trace, 'BYE', 'BYE from browser 1000 at the UDP phone'),
   );
   failIfAny(problems);
 });
 
-test('8b. a UDP phone (sipp as 1002, digest 407) calls browser 1000: 200 OK with two Record-Routes', { timeout: 90_000 }, async () => {
+test('8b. a UDP phone (sipp as 1002, digest 407) calls browser 1000: 200 OK with two Record-Routes, ACK and BYE along the route set', { timeout: 90_000 }, async () => {
   if (!sippAvailable()) assert.fail('sipp is not installed (apt-get install sip-tester)');
   const { a } = await registeredPhones();
   await a.setIncoming({ mode: 'answer' });
@@ -666,7 +769,7 @@ test('8b. a UDP phone (sipp as 1002, digest 407) calls browser 1000: 200 OK with
   const trace = join(ARTIFACTS, 'sipp-uac-1002.log');
   const r = await runSipp(
     [
-      '-sf', join(SCENARIOS, 'uac_call.xml'), SIP_UDP,
+      '-sf', join(SCENARIOS, 'uac_call_webrtc.xml'), SIP_UDP,
       ...sippCommon(SIPP_UAC_PORT, SIPP_MEDIA_PORT_UAC),
       '-s', '1000', '-key', 'caller', '1002',
       '-au', '1002', '-ap', PASSWORDS['1002'], '-auth_uri', `1000@${DOMAIN}`,
@@ -685,21 +788,25 @@ test('8b. a UDP phone (sipp as 1002, digest 407) calls browser 1000: 200 OK with
   }
   const incoming = (await a.events(ca)).filter((e) => e.type === 'incoming');
   if (incoming.length !== 1) {
-    problems.push(`browser 1000 should get the call exactly once, got ${incoming.length}`);
+    problems.push(`browser 1000 should get the call exactly once, got ${incoming.length}: ${await a.describeEvents(ca)}`);
   } else {
+    const id = incoming[0].id;
     // The same INVITE as the browser saw it: both entries too.
-    problems.push(recordRouteProblem(incoming[0].recordRoutes.flatMap(splitCommaList), 'INVITE from the UDP phone at browser 1000'));
+    problems.push(recordRouteProblem(incoming[0].recordRoutes.flatMap(splitCommaList), 'INVITE from the UDP phone at browser 1000', ['wss', 'udp']));
     if (r.code === 0) {
-      const end = await a.expect(['ended', 'failed'], ca, T_END, 'BYE from the UDP phone', { id: incoming[0].id });
-      if (end.type !== 'ended') problems.push(`browser 1000 after the BYE: ${JSON.stringify(end)}`);
+      // sipp held the call for 2 s after its ACK: the browser has it by now.
+      const evs = await a.events(ca);
+      if (!evs.some((e) => e.type === 'confirmed' && e.id === id)) {
+        problems.push(`browser 1000 never saw the ACK (no confirmed event): ${await a.describeEvents(ca)}`);
+      }
+      const end = await a.expect(['ended', 'failed'], ca, T_END, 'BYE from the UDP phone', { id });
+      if (end.type !== 'ended' || end.originator !== 'remote') problems.push(`browser 1000 after the BYE: ${JSON.stringify(end)}`);
     }
   }
   problems.push(
-    twoRecordRoutesProblem(
-      trace,
-      (m) => m.dir === 'received' && /^SIP\/2\.0 200 /.test(m.text) && /^CSeq:\s*\d+\s+INVITE/im.test(m.text),
-      '200 OK from browser 1000 back to the UDP phone',
-    ),
+    sippRecordRouteProblem(trace, (m) => m.dir === 'received' && isInvite200(m), '200 OK from browser 1000 back to the UDP phone', ['wss', 'udp']),
+    routedRequestProblem(trace, 'ACK', 'ACK of the 200 OK sent by the UDP phone'),
+    routedRequestProblem(trace, 'BYE', 'BYE sent by the UDP phone'),
   );
   failIfAny(problems);
 });

@@ -15,7 +15,6 @@ source tests/e2e/lib/common.sh
 e2e_prepare chromium sipp
 e2e_enter_netns "$@"
 e2e_start_server
-e2e_sipp_target
 
 # node:test prints each test and the pass/fail summary at the end.
 timeout -k 10 "${E2E_BROWSER_TIMEOUT:-420}" node --test-reporter=spec tests/e2e/browser.mjs

@@ -15,10 +15,9 @@ source tests/e2e/lib/common.sh
 e2e_prepare sipp
 e2e_enter_netns "$@"
 e2e_start_server
-e2e_sipp_target
 
 SF=tests/e2e/sipp
-SERVER=$E2E_SIPP_TARGET
+SERVER=127.0.0.1:5060
 DOMAIN=127.0.0.1
 ART=$E2E_ARTIFACTS
 passed=0

@@ -7,13 +7,11 @@
 #   e2e_prepare chromium sipp     # outside the namespace: packages, npm, cargo build
 #   e2e_enter_netns "$@"          # re-runs the script in a fresh network namespace
 #   e2e_start_server              # config + start + wait until it serves
-#   e2e_sipp_target               # where sipp sends its requests (see below)
 #   ...                           # the tests; exit status is the verdict
 
 E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 CALLGATE_BIN=${CALLGATE_BIN:-$E2E_ROOT/target/release/callgate}
 E2E_SERVER_PID=
-E2E_RELAY_PID=
 E2E_TMP=
 
 e2e_log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -76,6 +74,9 @@ udp = ["127.0.0.1:5060"]
 tcp = ["127.0.0.1:5060"]
 tls = ["127.0.0.1:5061"]
 wss = ["127.0.0.1:7443"]
+# sipp 3.6 reads only the first digest challenge and knows only MD5, so the
+# server sipp talks to challenges with MD5 alone (default: SHA-256, then MD5).
+digest_algorithms = ["MD5"]
 
 [[users]]
 name = "1000"
@@ -100,28 +101,6 @@ EOF
     e2e_log "callgate did not come up"
     exit 1
   fi
-}
-
-# Sets E2E_SIPP_TARGET, the address sipp sends to. callgate challenges with
-# SHA-256 first, then MD5 (RFC 8760); a sipp without SHA-256 support (Debian's
-# 3.6.1) only reads the first challenge and gives up, so for such a sipp a
-# relay (lib/md5-first-relay.mjs, UDP+TCP on 127.0.0.1:5160) puts the MD5
-# challenge first and passes everything else through unchanged.
-e2e_sipp_target() {
-  export E2E_SIPP_TARGET=127.0.0.1:5060
-  if grep -aq 'SHA-256' "$(command -v sipp)"; then
-    return 0
-  fi
-  e2e_log "NOTE: this sipp has no SHA-256 digest; its requests go through the MD5-first relay 127.0.0.1:5160"
-  node "$E2E_ROOT/tests/e2e/lib/md5-first-relay.mjs" --listen 127.0.0.1:5160 --target 127.0.0.1:5060 \
-    >"$E2E_TMP/md5-first-relay.log" 2>&1 &
-  E2E_RELAY_PID=$!
-  local i
-  for i in $(seq 1 50); do
-    grep -q 'md5-first relay' "$E2E_TMP/md5-first-relay.log" 2>/dev/null && break
-    sleep 0.1
-  done
-  export E2E_SIPP_TARGET=127.0.0.1:5160
 }
 
 e2e_stop_server() {
@@ -165,10 +144,6 @@ e2e_cleanup() {
   local status=$?
   trap - EXIT
   e2e_stop_server
-  if [ -n "$E2E_RELAY_PID" ]; then
-    kill -TERM "$E2E_RELAY_PID" 2>/dev/null || true
-    wait "$E2E_RELAY_PID" 2>/dev/null || true
-  fi
   [ -n "${E2E_IN_NETNS:-}" ] && e2e_kill_leftovers
   if [ "$status" -ne 0 ] && [ -n "$E2E_TMP" ]; then
     e2e_log "FAILED (exit $status). callgate log ($E2E_TMP/server.log), last 300 lines:"

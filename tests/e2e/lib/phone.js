@@ -8,6 +8,9 @@
 (function () {
   const phone = {
     events: [],
+    // SIP requests this page sent: { t, method, callId, routes } (the Route
+    // header values as sent), kept apart from events to keep those readable.
+    sent: [],
     ua: null,
     sessions: {},
     nextSession: 1,
@@ -20,6 +23,15 @@
     const e = Object.assign({ seq: phone.events.length, t: Date.now(), type }, details || {});
     phone.events.push(e);
     return e;
+  }
+
+  function noteSent(text) {
+    const head = text.split('\r\n\r\n')[0].split('\r\n');
+    const m = /^([A-Z]+) \S+ SIP\/2\.0$/.exec(head[0]);
+    if (!m) return; // a response
+    const value = (name) => head.filter((l) => l.toLowerCase().startsWith(name + ':')).map((l) => l.slice(name.length + 1).trim());
+    phone.sent.push({ t: Date.now(), method: m[1], callId: (value('call-id')[0] || ''), routes: value('route') });
+    if (phone.sent.length > 500) phone.sent.shift();
   }
 
   function statusOf(message) {
@@ -42,7 +54,16 @@
 
   function watchSession(id, session) {
     session.on('progress', (e) => record('progress', { id, originator: e.originator, status: statusOf(e.response) }));
-    session.on('accepted', (e) => record('accepted', { id, originator: e.originator, status: statusOf(e.response) }));
+    session.on('accepted', (e) =>
+      record('accepted', {
+        id,
+        originator: e.originator,
+        status: statusOf(e.response),
+        callId: e.response ? e.response.call_id : null,
+        // Of the 2xx to our INVITE: the route set of the dialog, reversed.
+        recordRoutes: e.originator === 'remote' && e.response ? e.response.getHeaders('Record-Route') : [],
+      }),
+    );
     session.on('confirmed', (e) => record('confirmed', { id, originator: e.originator }));
     session.on('ended', (e) => record('ended', { id, originator: e.originator, cause: e.cause }));
     session.on('failed', (e) =>
@@ -67,6 +88,11 @@
   phone.start = function (cfg) {
     phone.config = cfg;
     const socket = new JsSIP.WebSocketInterface(cfg.wsUrl);
+    const send = socket.send.bind(socket);
+    socket.send = function (message) {
+      noteSent(String(message));
+      return send(message);
+    };
     const options = {
       sockets: [socket],
       uri: `sip:${cfg.user}@${cfg.domain}`,
