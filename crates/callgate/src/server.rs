@@ -210,7 +210,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .thread_name("callgate")
         .build()?;
-    rt.block_on(async move {
+    let store_thread = rt.block_on(async move {
         let tconfig = transport::Config {
             udp: config.sip.udp.clone(),
             tcp: config.sip.tcp.clone(),
@@ -253,7 +253,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
         tracing::info!(restored, "registrations restored");
 
-        let (store_tx, users_rx) = spawn_store_thread(store, db.clone());
+        let (store_tx, users_rx, store_thread) = spawn_store_thread(store, db.clone());
         let (query_tx, query_rx) = mpsc::channel(16);
         let api = web::Api::new(db.clone(), config.sip.domain.clone(), token, query_tx);
         let admin = config.admin.listen;
@@ -277,21 +277,32 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        // Consumes the store sender: once the loop ends the store thread
+        // drains what is queued and exits.
         run_core(core, transports, events, store_tx, users_rx, query_rx).await;
-        tracing::info!("stopped");
-        Ok::<(), Box<dyn std::error::Error>>(())
+        Ok::<_, Box<dyn std::error::Error>>(store_thread)
     })?;
     rt.shutdown_timeout(Duration::from_secs(2));
+    // A binding acknowledged just before the signal must reach the store
+    // before the process exits, or a restart forgets it.
+    if store_thread.join().is_err() {
+        return Err("store thread panicked".into());
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
 fn spawn_store_thread(
     store: store::Store,
     db: std::path::PathBuf,
-) -> (std_mpsc::Sender<StoreCmd>, mpsc::Receiver<Directory>) {
+) -> (
+    std_mpsc::Sender<StoreCmd>,
+    mpsc::Receiver<Directory>,
+    std::thread::JoinHandle<()>,
+) {
     let (tx, rx) = std_mpsc::channel::<StoreCmd>();
     let (users_tx, users_rx) = mpsc::channel(4);
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("store".into())
         .spawn(move || {
             let mut version = store.data_version().unwrap_or(0);
@@ -320,10 +331,10 @@ fn spawn_store_thread(
                     if v != version {
                         version = v;
                         match load_users(&store) {
+                            // The core may be gone at shutdown: the queued
+                            // binding changes are still written.
                             Ok(d) => {
-                                if users_tx.blocking_send(d).is_err() {
-                                    return;
-                                }
+                                let _ = users_tx.blocking_send(d);
                             }
                             Err(e) => tracing::warn!("reloading users: {e}"),
                         }
@@ -332,7 +343,7 @@ fn spawn_store_thread(
             }
         })
         .expect("spawn store thread");
-    (tx, users_rx)
+    (tx, users_rx, handle)
 }
 
 async fn shutdown_signal() {

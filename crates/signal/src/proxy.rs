@@ -245,8 +245,27 @@ impl Core {
     }
 
     /// Replaces the user directory (after a store change).
+    /// Registrations of users that no longer exist are dropped with them.
     pub fn set_users(&mut self, users: Directory) {
         self.users = users;
+        let domain = format!("@{}", self.cfg.domain);
+        let gone: Vec<String> = self
+            .location
+            .all()
+            .map(|b| b.aor.clone())
+            .filter(|aor| {
+                let user = aor
+                    .strip_prefix("sip:")
+                    .and_then(|a| a.strip_suffix(domain.as_str()))
+                    .unwrap_or("");
+                self.users.find(user).is_none()
+            })
+            .collect();
+        for aor in gone {
+            for b in self.location.remove_aor(&aor) {
+                self.out.push_back(Output::Binding(Change::Remove(b)));
+            }
+        }
     }
 
     /// Restores a persisted binding at start-up. Bindings on connection

@@ -1938,3 +1938,18 @@ fn request_without_max_forwards_is_proxied_with_70() {
     );
     assert_eq!(h1(&fwd, "Max-Forwards"), "70");
 }
+
+#[test]
+fn removing_a_user_drops_its_registrations() {
+    let (mut gw, _a, _b) = two_browsers();
+    let before = gw.core.location().count();
+    assert!(before >= 2);
+    gw.core
+        .set_users(Directory::new(["1000", "1002"].into_iter().map(record)));
+    assert!(gw
+        .core
+        .location()
+        .all()
+        .all(|b| !b.aor.starts_with("sip:1001@")));
+    assert!(gw.core.location().count() < before);
+}
