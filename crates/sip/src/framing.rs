@@ -85,17 +85,19 @@ impl StreamFramer {
                 let b = &self.buf[..];
                 match b {
                     [] => return Ok(None),
+                    // A CRLF already consumed makes this one the ping's end,
+                    // whatever the read boundaries were.
+                    [b'\r', b'\n', ..] if self.pending_crlf => {
+                        let _ = self.buf.split_to(2);
+                        self.pending_crlf = false;
+                        return Ok(Some(Frame::KeepAlive));
+                    }
                     [b'\r', b'\n', b'\r', b'\n', ..] => {
                         let _ = self.buf.split_to(4);
                         self.pending_crlf = false;
                         return Ok(Some(Frame::KeepAlive));
                     }
                     [b'\r', b'\n', rest @ ..] => {
-                        if self.pending_crlf {
-                            let _ = self.buf.split_to(2);
-                            self.pending_crlf = false;
-                            return Ok(Some(Frame::KeepAlive));
-                        }
                         // Could be the first half of a ping: wait for more.
                         if rest.is_empty() || rest == b"\r" {
                             if rest.is_empty() {
@@ -109,6 +111,7 @@ impl StreamFramer {
                     [b'\r'] => return Ok(None),
                     [b'\n', ..] => {
                         let _ = self.buf.split_to(1);
+                        self.pending_crlf = false;
                     }
                     _ => {
                         self.pending_crlf = false;

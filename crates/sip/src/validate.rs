@@ -145,8 +145,16 @@ impl Message {
                 }
             }
         }
-        self.from()?;
-        self.to()?;
+        // A tag without a value is no tag: a response could not add one.
+        for (name, na) in [(HeaderName::From, self.from()?), (HeaderName::To, self.to()?)] {
+            if na
+                .param("tag")
+                .is_some_and(|p| p.value.is_none_or(str::is_empty))
+            {
+                let at = self.entry(name).map_or(0, |e| e.value_range().start);
+                return Err(ParseError::new(ErrorKind::BadNameAddr, at).in_header(name, at));
+            }
+        }
         if let Some(e) = self.entry(HeaderName::CallId) {
             if !is_callid(self.value_of(e)) {
                 return Err(ParseError::new(
