@@ -56,6 +56,27 @@ pub enum Error {
     /// No user with that username.
     #[error("user {0:?} not found")]
     UserNotFound(String),
+    /// `add_trunk` or a rename with a name that is already taken.
+    #[error("trunk {0:?} already exists")]
+    TrunkExists(String),
+    /// No trunk with that name.
+    #[error("trunk {0:?} not found")]
+    TrunkNotFound(String),
+    /// `remove_trunk` on a trunk that DIDs still route over.
+    #[error("trunk {trunk:?} still carries {dids} DID(s); remove or move them first")]
+    TrunkInUse { trunk: String, dids: u64 },
+    /// `add_did` with a number that is already routed.
+    #[error("DID {0:?} already exists")]
+    DidExists(String),
+    /// No DID with that number.
+    #[error("DID {0:?} not found")]
+    DidNotFound(String),
+    /// Writing an export failed; the output is incomplete.
+    #[error("{op}: {source}")]
+    Io {
+        op: &'static str,
+        source: std::io::Error,
+    },
     /// A query failed; `op` names the operation.
     #[error("{op}: {source}")]
     Sqlite {

@@ -5,13 +5,18 @@
 //! the server runs; the server notices those edits through
 //! [`Store::data_version`].
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! | table      | keys                                                        | holds |
 //! |------------|-------------------------------------------------------------|-------|
 //! | `users`    | `id`; unique `username`; unique `extension`                 | SIP accounts: HA1 digests (MD5 and SHA-256), never clear passwords |
 //! | `bindings` | `id`; unique `(aor, instance, reg_id)` if `instance` is set, else unique `(aor, contact)` | registrar location bindings, so a restart loses none |
 //! | `settings` | `key`                                                       | text key/value configuration |
+//! | `trunks`   | `id`; unique `name`                                         | SIP trunks to providers; the trunk password in clear (see [`Store::trunk_secret`]) |
+//! | `dids`     | `id`; unique `number`; `trunk_id` → `trunks` RESTRICT; `user_id` → `users` CASCADE | inbound numbers routed to users |
+//! | `cdrs`     | `id`; indexed `started_at`, `call_id`, `caller_user`, `callee_user` | call detail records, no foreign keys so they outlive users and trunks |
+//!
+//! Version 1 had the first three tables; version 2 adds the others.
 //!
 //! All times are unix seconds. The schema version is `PRAGMA user_version`;
 //! each migration runs in its own transaction, and a file with a newer
@@ -24,9 +29,12 @@
 //! a media worker, since a write may wait up to [`BUSY_TIMEOUT`] for the CLI.
 
 mod bindings;
+mod cdrs;
+mod dids;
 mod error;
 mod schema;
 mod settings;
+mod trunks;
 mod users;
 mod validate;
 
@@ -36,10 +44,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
 pub use bindings::{Binding, BindingKey, Transport, UnknownTransport, Upsert};
+pub use cdrs::{Cdr, CdrFilter, Direction, Disposition, MediaStats};
+pub use dids::Did;
 pub use error::{Error, Result};
 pub use schema::SCHEMA_VERSION;
+pub use trunks::{
+    dial_pattern_matches, CallerIdPolicy, NumberRule, Registration, RegistrationConfig, Trunk,
+    TrunkConfig, MAX_TRUNK_NAME,
+};
 pub use users::{NewUser, User, UserUpdate};
-pub use validate::{MAX_EXTENSION, MAX_USERNAME};
+pub use validate::{MAX_EXTENSION, MAX_NUMBER, MAX_USERNAME};
 
 use error::Context as _;
 
@@ -158,7 +172,8 @@ fn enable_wal(conn: &Connection) -> rusqlite::Result<String> {
 }
 
 /// Creates the file owner-only before SQLite does, since HA1 digests are
-/// password-equivalent; SQLite gives its -wal and -shm files the same mode.
+/// password-equivalent and trunk passwords are stored in clear; SQLite
+/// gives its -wal and -shm files the same mode.
 fn create_private(path: &Path) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -246,5 +261,81 @@ mod tests {
             .unwrap();
         assert_eq!(two, 0, "partial migration must not persist");
         assert!(conn.is_autocommit());
+    }
+
+    fn schema_sql(conn: &Connection) -> Vec<(String, String)> {
+        conn.prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn version_1_file_migrates_to_2_keeping_data() {
+        assert_eq!(SCHEMA_VERSION, 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            // A file as the version-1 build left it.
+            let conn = Connection::open(&path).unwrap();
+            schema::migrate(&conn, &path, &schema::MIGRATIONS[..1]).unwrap();
+            assert_eq!(schema::user_version(&conn).unwrap(), 1);
+            conn.execute_batch(
+                "INSERT INTO users (username, extension, realm, ha1_md5, ha1_sha256, \
+                 created_at, updated_at) VALUES ('alice', '1001', 'r', 'm', 's', 1, 1);
+                 INSERT INTO bindings (aor, contact, call_id, cseq, q, expires_at, transport, \
+                 source, local, updated_at) VALUES ('sip:alice@r', 'sip:alice@10.0.0.1', \
+                 'c', 1, 1000, 4000000000, 'wss', '10.0.0.1:5000', '10.0.0.2:443', 1);
+                 INSERT INTO settings VALUES ('sip.realm', 'r', 1);",
+            )
+            .unwrap();
+        }
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        let alice = store.get_user_by_name("alice").unwrap().unwrap();
+        assert_eq!(alice.extension.as_deref(), Some("1001"));
+        let bindings = store.list_bindings("sip:alice@r").unwrap();
+        assert_eq!(bindings.len(), 1);
+        assert_eq!(bindings[0].contact, "sip:alice@10.0.0.1");
+        assert_eq!(
+            store.get_setting("sip.realm").unwrap().as_deref(),
+            Some("r")
+        );
+
+        // The new tables work against the old rows.
+        store
+            .add_trunk(&TrunkConfig::new("carrier", "sip.example.com"))
+            .unwrap();
+        store.add_did("+4930100", "carrier", "alice").unwrap();
+        assert_eq!(
+            store.did_lookup("+4930100").unwrap(),
+            Some(("carrier".into(), "alice".into()))
+        );
+
+        // Migrated and fresh files end up with the same schema.
+        let fresh = Store::open_in_memory().unwrap();
+        assert_eq!(schema_sql(&store.conn), schema_sql(&fresh.conn));
+        drop(store);
+        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 2);
+    }
+
+    #[test]
+    fn fresh_file_goes_straight_to_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let names: Vec<String> = schema_sql(&store.conn)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        for table in ["trunks", "dids", "cdrs", "users", "bindings", "settings"] {
+            assert!(names.iter().any(|n| n == table), "{table} in {names:?}");
+        }
     }
 }

@@ -61,8 +61,98 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at  INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
-    // Trunks, DIDs (with a foreign key to trunks) and CDRs are appended here
-    // as migration 2 and later.
+    // 2: SIP trunks, the DIDs routed over them, call detail records.
+    r#"
+    CREATE TABLE trunks (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        host        TEXT NOT NULL,
+        port        INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+        transport   TEXT NOT NULL CHECK (transport IN ('udp', 'tcp', 'tls')),
+        -- Credentials toward the provider; all NULL for a trunk that
+        -- authenticates by source address. reg_enabled says whether to
+        -- REGISTER; the credentials also answer challenges to INVITEs.
+        reg_enabled INTEGER CHECK (reg_enabled IN (0, 1)),
+        reg_username TEXT,
+        reg_auth_username TEXT,
+        -- In clear: digest toward the provider needs the password, or its
+        -- HA1 for a realm that is only known from the provider's challenge.
+        reg_password TEXT,
+        reg_expiry  INTEGER CHECK (reg_expiry > 0),
+        caller_id_policy TEXT NOT NULL CHECK (caller_id_policy IN ('keep', 'fixed', 'user')),
+        caller_id_number TEXT,
+        from_domain TEXT,
+        -- Newline-separated lists; the validated syntaxes exclude newlines.
+        inbound_trust TEXT NOT NULL DEFAULT '',
+        dial_patterns TEXT NOT NULL DEFAULT '',
+        -- One `strip>prepend` rule per line.
+        number_rules TEXT NOT NULL DEFAULT '',
+        max_calls   INTEGER CHECK (max_calls >= 0),
+        enabled     INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        CHECK ((reg_enabled IS NULL) = (reg_username IS NULL)
+           AND (reg_enabled IS NULL) = (reg_expiry IS NULL)),
+        CHECK (reg_enabled IS NOT NULL
+           OR (reg_auth_username IS NULL AND reg_password IS NULL)),
+        CHECK ((caller_id_policy = 'fixed') = (caller_id_number IS NOT NULL))
+    ) STRICT;
+
+    -- A trunk carrying DIDs cannot be removed (RESTRICT); removing a user
+    -- removes the DIDs routed to them (CASCADE).
+    CREATE TABLE dids (
+        id          INTEGER PRIMARY KEY,
+        number      TEXT NOT NULL UNIQUE,
+        trunk_id    INTEGER NOT NULL REFERENCES trunks (id) ON DELETE RESTRICT,
+        user_id     INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        created_at  INTEGER NOT NULL
+    ) STRICT;
+    -- Foreign key children, so deleting a trunk or user needs no scan.
+    CREATE INDEX dids_trunk_id ON dids (trunk_id);
+    CREATE INDEX dids_user_id ON dids (user_id);
+
+    -- No foreign keys: records outlive the users and trunks they name.
+    -- Media columns are per leg as seen by the gateway (rx = received from
+    -- that party), all NULL or all set.
+    CREATE TABLE cdrs (
+        id          INTEGER PRIMARY KEY,
+        call_id     TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        answered_at INTEGER,
+        ended_at    INTEGER NOT NULL,
+        caller      TEXT NOT NULL,
+        callee      TEXT NOT NULL,
+        caller_user TEXT,
+        callee_user TEXT,
+        direction   TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound', 'internal')),
+        disposition TEXT NOT NULL
+            CHECK (disposition IN ('answered', 'busy', 'no-answer', 'failed', 'cancelled')),
+        duration_secs INTEGER NOT NULL CHECK (duration_secs >= 0),
+        trunk       TEXT,
+        caller_rx_packets INTEGER,
+        caller_tx_packets INTEGER,
+        caller_rx_bytes INTEGER,
+        caller_tx_bytes INTEGER,
+        caller_lost_packets INTEGER,
+        caller_jitter_ms REAL,
+        callee_rx_packets INTEGER,
+        callee_tx_packets INTEGER,
+        callee_rx_bytes INTEGER,
+        callee_tx_bytes INTEGER,
+        callee_lost_packets INTEGER,
+        callee_jitter_ms REAL,
+        CHECK ((caller_rx_packets IS NULL) + (caller_tx_packets IS NULL)
+             + (caller_rx_bytes IS NULL) + (caller_tx_bytes IS NULL)
+             + (caller_lost_packets IS NULL) + (caller_jitter_ms IS NULL) IN (0, 6)),
+        CHECK ((callee_rx_packets IS NULL) + (callee_tx_packets IS NULL)
+             + (callee_rx_bytes IS NULL) + (callee_tx_bytes IS NULL)
+             + (callee_lost_packets IS NULL) + (callee_jitter_ms IS NULL) IN (0, 6))
+    ) STRICT;
+    CREATE INDEX cdrs_started_at ON cdrs (started_at);
+    CREATE INDEX cdrs_call_id ON cdrs (call_id);
+    CREATE INDEX cdrs_caller_user ON cdrs (caller_user, started_at);
+    CREATE INDEX cdrs_callee_user ON cdrs (callee_user, started_at);
+    "#,
 ];
 
 /// Schema version this build writes and understands.

@@ -359,8 +359,9 @@ impl Store {
         Ok(user)
     }
 
-    /// Deletes a user. Their registration bindings are keyed by AOR and
-    /// are left to the caller ([`Store::remove_all_bindings`]).
+    /// Deletes a user and the DIDs routed to them. Their registration
+    /// bindings are keyed by AOR and are left to the caller
+    /// ([`Store::remove_all_bindings`]); their CDRs stay.
     pub fn remove_user(&self, username: &str) -> Result<()> {
         let removed = self
             .conn

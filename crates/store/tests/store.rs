@@ -70,7 +70,10 @@ fn fresh_file_is_migrated_and_reopens() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(tables, ["bindings", "settings", "users"]);
+    assert_eq!(
+        tables,
+        ["bindings", "cdrs", "dids", "settings", "trunks", "users"]
+    );
 }
 
 #[test]
