@@ -121,10 +121,14 @@ impl ApiError {
 impl From<store::Error> for ApiError {
     fn from(e: store::Error) -> Self {
         match &e {
-            store::Error::UserExists(_) | store::Error::ExtensionInUse { .. } => {
-                Self::new(StatusCode::CONFLICT, e.to_string())
-            }
-            store::Error::UserNotFound(_) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
+            store::Error::UserExists(_)
+            | store::Error::ExtensionInUse { .. }
+            | store::Error::TrunkExists(..)
+            | store::Error::DidExists(..)
+            | store::Error::TrunkInUse { .. } => Self::new(StatusCode::CONFLICT, e.to_string()),
+            store::Error::UserNotFound(_)
+            | store::Error::TrunkNotFound(..)
+            | store::Error::DidNotFound(..) => Self::new(StatusCode::NOT_FOUND, e.to_string()),
             store::Error::Invalid { field, .. } => Self::field(field, e.to_string()),
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
