@@ -1,32 +1,40 @@
 //! Sans-IO foundation of callgate's media relay.
 //!
-//! # The relay (planned)
+//! # The relay
 //!
-//! callgate bridges browsers (WebRTC) and SIP trunks. Media will not go
+//! callgate bridges browsers (WebRTC) and SIP trunks. Media does not go
 //! browser-to-trunk directly: neither side speaks the other's transport, so
 //! a relay inside the gateway binary terminates both, the way rtpengine
 //! does for Kamailio:
 //!
-//! - **Sessions and legs.** A session is one call; it has two legs. A
-//!   browser leg is ICE-lite (the relay only answers checks) + DTLS-SRTP +
-//!   BUNDLE + `rtcp-mux` on a single UDP port. A trunk leg is plain RTP/AVP
-//!   on an even port with RTCP on the next one. Packets received on one leg
-//!   are decrypted or not, their payload type rewritten when the legs number
-//!   a codec differently, re-encrypted or not, and sent to the other leg's
-//!   latched remote address.
+//! - **Sessions and legs** ([`session`]). A session is one call; it has two
+//!   legs. A browser leg is ICE-lite (the relay only answers checks) +
+//!   DTLS-SRTP + BUNDLE + `rtcp-mux` on a single UDP port. A plain leg is
+//!   RTP/AVP on an even port per media section with RTCP on the next one
+//!   (or `rtcp-mux`), latching to the first source or, with
+//!   `strict_source`, only talking to the SDP's address. Packets received
+//!   on one leg are decrypted or not, their payload type rewritten when the
+//!   legs number a codec differently, re-encrypted or not, and sent to the
+//!   other leg's selected or latched remote address. Browser↔browser and
+//!   plain↔plain sessions work the same way.
 //! - **Control API.** The signalling side drives the relay with
-//!   `offer(call, leg, sdp) -> sdp`, `answer(call, leg, sdp) -> sdp`,
-//!   `delete(call)` and `stats(call)` (packets, bytes, losses, last-packet
-//!   times for timeouts). Offer and answer allocate ports and rewrite the
-//!   SDP with [`sdp_transform`].
-//! - **I/O.** A few worker threads, each owning a share of the sockets, run
-//!   io_uring (multishot receive, registered buffers) where the kernel
-//!   allows it, and fall back to epoll with `recvmmsg`/`sendmmsg`. The
-//!   protocol code stays free of sockets and clocks: it is fed datagrams,
-//!   source addresses and the current time, and returns what to send, so it
-//!   is tested without a network and works under either backend.
+//!   [`Relay::offer`] / [`Relay::offer_with`], [`Relay::answer`],
+//!   [`Relay::delete`] and [`Relay::stats`] (packets, bytes, drops, the
+//!   peers' RTCP loss and jitter, last-packet times), and reads
+//!   [`Relay::poll_event`] for media timeouts ([`RelayEvent::Timeout`]: end
+//!   the dialog) and DTLS failures. Offer and answer allocate ports
+//!   ([`PortAllocator`]) and rewrite the SDP with [`sdp_transform`].
+//! - **I/O.** The protocol code stays free of sockets and clocks: it is fed
+//!   datagrams, source addresses and the current time, and returns what to
+//!   send, so it is tested without a network and works under any backend.
+//!   [`driver`] is the tokio (epoll) fallback: a socket and receive task
+//!   per port, a timer task, and [`driver::RelayHandle`] with async
+//!   control methods. The io_uring backend (worker threads each owning a
+//!   share of the sessions, multishot receive into registered buffers,
+//!   batched sends) is still to come; `driver.rs` marks where it plugs in
+//!   (`IO_URING`).
 //!
-//! # What this crate has so far
+//! # Modules
 //!
 //! - [`demux`]: RFC 7983 classification of a datagram (STUN, DTLS, RTP,
 //!   RTCP...) with the RFC 5761 RTP/RTCP split.
@@ -47,10 +55,44 @@
 //!   `SRTP_AES128_CM_HMAC_SHA1_80`).
 //! - [`srtp`]: SRTP/SRTCP protect and unprotect with caller buffers and
 //!   counted, never panicking, failures.
+//! - [`rtp`]: the RTP/RTCP fields the packet path reads: payload type,
+//!   SSRC, header extensions (BUNDLE MID), RTCP reception reports.
+//! - [`session`]: the sans-IO relay engine described above.
+//! - [`driver`]: the tokio UDP driver.
 //!
-//! Still to come: RTP/RTCP header handling and payload-type rewriting on
-//! the packet path, the session table and control API, and the I/O
-//! workers.
+//! # Not done yet
+//!
+//! - **io_uring data path** and sharding sessions over worker threads; the
+//!   fallback driver serialises everything behind one lock and wakes its
+//!   timer at least every 100 ms.
+//! - **Timers scale linearly**: [`Relay::poll_timeout`] and
+//!   [`Relay::handle_timeout`] scan every session; a timer wheel or heap
+//!   is needed for thousands of calls.
+//! - **BUNDLE MID extension**: the demux reads `urn:ietf:params:rtp-hdrext:sdes:mid`
+//!   when the browser's SDP maps it, but [`sdp_transform`] drops `a=extmap`
+//!   from our answers, so browsers do not send it; bundled sections are
+//!   told apart by signalled/learned SSRC and unique payload types.
+//!   Only audio reaches trunks; video relays only browser↔browser and
+//!   is untested there.
+//! - **Renegotiation**: a re-offer keeps legs and ports, updates addresses
+//!   (plain latches reset when the SDP address changes) and ICE
+//!   credentials (restart), and rebuilds payload-type maps; a changed DTLS
+//!   fingerprint or setup role on an established browser leg does not
+//!   start a new handshake, and a change in the number of media sections
+//!   is refused.
+//! - **No SSRC or sequence rewriting**, no transcoding, no RTCP
+//!   generation or termination (RTCP is relayed end to end; browser
+//!   feedback such as transport-cc reaches trunks as is), no SDES-SRTP
+//!   (`RTP/SAVP`) trunks, no TURN.
+//! - **Plain latching** is to the first packet only, with no re-latch
+//!   after a quiet period (rtpengine-style) and no RTCP-based latching of
+//!   the RTP address.
+//! - **ICE consent** expiry stops media towards a browser but is not yet
+//!   reported as an event; DTLS close_notify is not sent on delete.
+//! - **SRTP allocates** one buffer per packet inside `rtc-srtp`; the rest
+//!   of the packet path reuses the relay's buffers.
+//! - The driver logs and skips a port it cannot bind; the relay does not
+//!   yet learn of it to move the leg elsewhere.
 //!
 //! # Why STUN is written here
 //!
@@ -81,9 +123,12 @@
 
 pub mod cert;
 pub mod demux;
+pub mod driver;
 pub mod dtls;
 pub mod ice;
+pub mod rtp;
 pub mod sdp_transform;
+pub mod session;
 pub mod srtp;
 pub mod stun;
 
@@ -94,5 +139,9 @@ pub use ice::{CheckOutcome, IceCredentials, IceLite, StunHandled, Transmit};
 pub use sdp_transform::{
     payload_type_map, plain_to_webrtc, webrtc_to_plain, PayloadTypeMap, TransformError, WebRtcRole,
     WebRtcTransport, DEFAULT_TRUNK_CODECS,
+};
+pub use session::{
+    Datagram, LegKind, LegStats, OfferOptions, Outputs, PortAllocator, PortChange, Relay,
+    RelayConfig, RelayError, RelayEvent, SessionStats, Side,
 };
 pub use srtp::{SrtpContext, SrtpError, SrtpProfile, SrtpStats};
