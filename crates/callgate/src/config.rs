@@ -63,6 +63,9 @@ pub struct SipConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
+    /// Relay media through the gateway (browser DTLS-SRTP to trunk RTP);
+    /// off, SDP passes untouched and endpoints talk directly.
+    pub relay: bool,
     pub port_min: u16,
     pub port_max: u16,
     /// Address written into SDP; set it on hosts behind 1:1 NAT.
@@ -118,6 +121,7 @@ impl Default for SipConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
+            relay: false,
             port_min: 30000,
             port_max: 39999,
             advertised_address: None,
@@ -213,6 +217,12 @@ impl Config {
                 "range must hold at least 4 ports",
             ));
         }
+        if m.advertised_address.is_some_and(|a| a.is_unspecified()) {
+            return Err(invalid(
+                "media.advertised_address",
+                "must be a reachable address, not unspecified",
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
             let field = |f: &str| format!("users[{i}].{f}");
@@ -279,6 +289,18 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
+        assert!(!Config::default().media.relay, "the relay is opt-in");
+    }
+
+    #[test]
+    fn media_relay_switch() {
+        let c =
+            Config::from_toml("[media]\nrelay = true\nadvertised_address = \"192.0.2.1\"").unwrap();
+        assert!(c.media.relay);
+        let e = Config::from_toml("[media]\nrelay = \"yes\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("relay"), "{e}");
     }
 
     #[test]
@@ -287,6 +309,10 @@ mod tests {
         assert_eq!(
             err_field("[media]\nport_min = 40000\nport_max = 30000"),
             "media.port_max"
+        );
+        assert_eq!(
+            err_field("[media]\nrelay = true\nadvertised_address = \"0.0.0.0\""),
+            "media.advertised_address"
         );
         assert_eq!(
             err_field("[[users]]\nname = \"al ice\"\npassword = \"secretpass\""),

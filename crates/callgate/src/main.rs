@@ -1,6 +1,7 @@
 //! callgate: WebRTC-to-SIP gateway appliance.
 
 mod config;
+mod relay;
 mod server;
 mod users;
 

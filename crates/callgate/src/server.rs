@@ -4,9 +4,12 @@
 //! - the tokio runtime runs the transports and one *core task* that owns the
 //!   sans-IO [`signal::Core`] (no locks: every SIP event goes through it);
 //! - one *store thread* owns the SQLite connection: it persists binding
-//!   changes and watches the file for user edits made by the CLI.
+//!   changes and watches the file for user edits made by the CLI;
+//! - with `[media] relay = true`, the media relay's driver tasks (see
+//!   [`crate::relay`]); the core rewrites SDP through it synchronously.
 
 use crate::config::Config;
+use crate::relay;
 use crate::users;
 use bytes::Bytes;
 use signal::auth::{Directory, UserRecord};
@@ -252,6 +255,13 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         tracing::info!(restored, "registrations restored");
+        let media_events = if config.media.relay {
+            let (hook, events) = relay::start(&config.media)?;
+            core.set_media(Box::new(hook));
+            Some(events)
+        } else {
+            None
+        };
 
         let (store_tx, users_rx, store_thread) = spawn_store_thread(store, db.clone());
         let (query_tx, query_rx) = mpsc::channel(16);
@@ -279,7 +289,16 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         );
         // Consumes the store sender: once the loop ends the store thread
         // drains what is queued and exits.
-        run_core(core, transports, events, store_tx, users_rx, query_rx).await;
+        run_core(
+            core,
+            transports,
+            events,
+            store_tx,
+            users_rx,
+            query_rx,
+            media_events,
+        )
+        .await;
         Ok::<_, Box<dyn std::error::Error>>(store_thread)
     })?;
     rt.shutdown_timeout(Duration::from_secs(2));
@@ -367,6 +386,7 @@ async fn run_core(
     store_tx: std_mpsc::Sender<StoreCmd>,
     mut users_rx: mpsc::Receiver<Directory>,
     mut query_rx: mpsc::Receiver<web::CoreQuery>,
+    mut media_events: Option<mpsc::UnboundedReceiver<media::RelayEvent>>,
 ) {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -402,6 +422,21 @@ async fn run_core(
                 core.set_users(users);
             }
             Some(q) = query_rx.recv() => answer_query(&core, q),
+            Some(ev) = async {
+                match media_events.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                // Ending the dialog on a media timeout (a BYE each way) is
+                // not done yet: the session stays until the call's BYE.
+                media::RelayEvent::Timeout(call) => {
+                    tracing::warn!(call, "no media received: call left up");
+                }
+                media::RelayEvent::LegFailed { session, side, reason } => {
+                    tracing::warn!(call = session, ?side, reason, "media leg failed");
+                }
+            },
             _ = &mut shutdown => break,
         }
         while let Some(out) = core.poll_output() {

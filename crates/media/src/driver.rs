@@ -97,12 +97,36 @@ enum Command {
 }
 
 /// The control API of a running relay; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RelayHandle {
     tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RelayHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RelayHandle")
+            .field("bind_ip", &self.shared.bind_ip)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RelayHandle {
+    /// Runs `f` on the relay synchronously, for callers that must not
+    /// await (the signalling core's media hook): takes the relay's lock
+    /// (held only for packet processing elsewhere, never across I/O), then
+    /// opens and closes the sockets of the ports `f` allocated or freed
+    /// (non-blocking binds) and wakes the timer. Must be called inside the
+    /// tokio runtime the driver was spawned on (receive tasks are spawned).
+    pub fn with_relay<R>(&self, f: impl FnOnce(&mut Relay, Instant) -> R) -> R {
+        let mut relay = self.shared.relay();
+        let r = f(&mut relay, Instant::now());
+        self.shared.settle(&mut relay);
+        drop(relay);
+        self.shared.wake.notify_one();
+        r
+    }
+
     /// [`Relay::offer`].
     pub async fn offer(&self, id: &str, side: Side, sdp: &str) -> Result<String, DriverError> {
         self.offer_with(id, side, sdp, OfferOptions::default())
@@ -278,10 +302,10 @@ pub fn spawn(relay: Relay, bind_ip: IpAddr) -> (RelayHandle, mpsc::UnboundedRece
     });
     match path {
         DataPath::TokioEpoll => {
-            tokio::spawn(control(shared, rx));
+            tokio::spawn(control(shared.clone(), rx));
         } // IO_URING: start the io_uring workers here instead.
     }
-    (RelayHandle { tx }, events_rx)
+    (RelayHandle { tx, shared }, events_rx)
 }
 
 async fn control(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
@@ -438,6 +462,42 @@ mod tests {
         assert!(handle.delete("call").await.unwrap());
         assert_eq!(handle.stats("call").await.unwrap(), None);
         // The port is closed: it can be bound again.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::net::UdpSocket::bind(relay_a).unwrap();
+    }
+
+    /// The synchronous accessor opens the ports the relay allocates and
+    /// closes them on delete, like the async control calls.
+    #[tokio::test]
+    async fn with_relay_opens_and_closes_ports() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut config = RelayConfig::new(loopback);
+        config.ports = 46000..=46999;
+        let relay = Relay::new(config, DtlsCertificate::process().unwrap().clone());
+        let (handle, _events) = spawn(relay, loopback);
+        let a = tokio::net::UdpSocket::bind((loopback, 0)).await.unwrap();
+        let b = tokio::net::UdpSocket::bind((loopback, 0)).await.unwrap();
+        let options = OfferOptions {
+            peer: Some(LegKind::Plain),
+        };
+        let offer = plain_sdp(a.local_addr().unwrap());
+        let to_b = handle
+            .with_relay(|r, now| r.offer_with("sync", Side::A, &offer, options, now))
+            .unwrap();
+        let answer = plain_sdp(b.local_addr().unwrap());
+        let to_a = handle
+            .with_relay(|r, now| r.answer("sync", Side::B, &answer, now))
+            .unwrap();
+        let relay_a = SocketAddr::new(loopback, port_of(&to_a));
+        let relay_b = SocketAddr::new(loopback, port_of(&to_b));
+        assert!(std::net::UdpSocket::bind(relay_a).is_err(), "port open");
+
+        let packet = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 42, b'h', b'i'];
+        a.send_to(&packet, relay_a).await.unwrap();
+        let (got, from) = recv(&b).await;
+        assert_eq!((got.as_slice(), from), (&packet[..], relay_b));
+
+        assert!(handle.with_relay(|r, _| r.delete("sync")));
         tokio::time::sleep(Duration::from_millis(20)).await;
         std::net::UdpSocket::bind(relay_a).unwrap();
     }

@@ -29,7 +29,9 @@
 //!   send, so it is tested without a network and works under any backend.
 //!   [`driver`] is the tokio (epoll) fallback: a socket and receive task
 //!   per port, a timer task, and [`driver::RelayHandle`] with async
-//!   control methods. The io_uring backend (worker threads each owning a
+//!   control methods and [`driver::RelayHandle::with_relay`], the
+//!   synchronous access the signalling core's media hook uses (callgate's
+//!   `[media] relay = true`). The io_uring backend (worker threads each owning a
 //!   share of the sessions, multishot receive into registered buffers,
 //!   batched sends) is still to come; `driver.rs` marks where it plugs in
 //!   (`IO_URING`).

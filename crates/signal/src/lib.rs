@@ -25,7 +25,9 @@ pub mod registrar;
 #[warn(missing_docs)]
 pub mod transaction;
 
-pub use proxy::{CallInfo, CallState, Core, CoreConfig, Dest, Output, Source};
+pub use proxy::{
+    CallInfo, CallState, Core, CoreConfig, Dest, MediaHook, MediaPeer, MediaSide, Output, Source,
+};
 
 /// A SIP transport, as the signalling logic sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,10 +4,19 @@
 //! the time; the core queues [`Output`]s (bytes to send, bindings to
 //! persist) for the driver to carry out.
 //!
-//! Media: SDP bodies pass through untouched (browsers talk directly). The
-//! media relay plugs in at [`Core::forward`], where a dialog-forming
-//! request's body is the offer, and at the 2xx in `branch_response`, where
-//! the answer passes.
+//! Media: without a [`MediaHook`] SDP bodies pass through untouched
+//! (browsers talk directly). With one ([`Core::set_media`]) the media relay
+//! rewrites them: the offer in an INVITE's body when it is forwarded
+//! (`forward`: dialog-forming INVITEs and re-INVITEs of a tracked call),
+//! the answer in the 18x/2xx bodies that pass in `branch_response`, and the
+//! session is deleted when the call ends (BYE, CANCEL or a final non-2xx).
+//! One relay session serves all forks of a call; the first answer wins. A
+//! refused offer or 2xx answer is answered 488 Not Acceptable Here.
+//!
+//! Not rewritten yet: an offer in a 2xx to an INVITE without SDP (its
+//! answer comes in the ACK, forwarded statelessly), UPDATE/PRACK bodies,
+//! and forks that mix browser and SIP targets (the relay's second leg is
+//! made for the first target's kind).
 
 use crate::auth::{AuthConfig, Authenticator, Directory, Verdict};
 use crate::registrar::{Binding, Change, Location, Origin, RegistrarConfig};
@@ -81,6 +90,86 @@ pub struct CallInfo {
     /// Highest CSeq seen from the caller and from the callee.
     pub cseq_caller: u32,
     pub cseq_callee: u32,
+}
+
+/// Which party of a call an SDP body comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaSide {
+    /// The party that sent the dialog-forming INVITE.
+    Caller,
+    /// The party it reached.
+    Callee,
+}
+
+impl MediaSide {
+    /// The other party.
+    pub fn other(self) -> MediaSide {
+        match self {
+            MediaSide::Caller => MediaSide::Callee,
+            MediaSide::Callee => MediaSide::Caller,
+        }
+    }
+}
+
+/// What an offer is forwarded to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaPeer {
+    /// A browser (reached over WebSocket): ICE-lite, DTLS-SRTP.
+    Browser,
+    /// A SIP endpoint or trunk: plain RTP.
+    Plain,
+}
+
+/// The media relay as the core sees it: synchronous calls that rewrite SDP.
+/// Implementations must not block on I/O (they run on the core's task).
+/// `call` identifies the relay session (stable for a call: Call-ID and the
+/// caller's From tag).
+pub trait MediaHook {
+    /// `from` offers `sdp` to a `to` endpoint; returns the SDP to forward.
+    fn offer(
+        &mut self,
+        call: &str,
+        from: MediaSide,
+        to: MediaPeer,
+        sdp: &[u8],
+        now: Instant,
+    ) -> Result<Vec<u8>, String>;
+    /// `from` answers the other side's offer; returns the SDP to forward.
+    fn answer(
+        &mut self,
+        call: &str,
+        from: MediaSide,
+        sdp: &[u8],
+        now: Instant,
+    ) -> Result<Vec<u8>, String>;
+    /// The call ended (or never formed): release its media.
+    fn delete(&mut self, call: &str);
+}
+
+/// The relay session name of a call key (Call-ID, caller's From tag).
+fn media_session(key: &(String, String)) -> String {
+    format!("{};{}", key.0, key.1)
+}
+
+/// Whether a message carries an SDP body.
+fn has_sdp(msg: &Message) -> bool {
+    if msg.body().is_empty() {
+        return false;
+    }
+    match msg.content_type() {
+        Ok(Some(ct)) => ct.is("application", "sdp"),
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
+/// The offer/answer in flight on a proxied INVITE.
+struct MediaNeg {
+    key: (String, String),
+    offerer: MediaSide,
+    /// The branch whose answer was taken, its SDP as received and as
+    /// rewritten (reused for the 2xx after a 183 and for retransmissions).
+    answered: Option<(TransactionId, Vec<u8>, Vec<u8>)>,
 }
 
 /// Counters for operators.
@@ -170,6 +259,7 @@ struct ProxyCtx {
     final_sent: bool,
     invite: bool,
     call: Option<(String, String)>,
+    media: Option<MediaNeg>,
 }
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, NOTIFY, REFER, UPDATE, PRACK, SUBSCRIBE, REGISTER";
@@ -200,6 +290,10 @@ pub struct Core {
     /// Key of the Record-Route tokens, derived from the node secret.
     route_key: [u8; 32],
     next_purge: Option<Instant>,
+    media: Option<Box<dyn MediaHook + Send>>,
+    /// Rewritten 2xx answers by call, for 2xx retransmissions that arrive
+    /// after their transaction (forwarded statelessly).
+    media_answers: HashMap<(String, String), (Vec<u8>, Vec<u8>)>,
     pub stats: Stats,
 }
 
@@ -240,7 +334,27 @@ impl Core {
                 h.finalize().into()
             },
             next_purge: None,
+            media: None,
+            media_answers: HashMap::new(),
             stats: Stats::default(),
+        }
+    }
+
+    /// Routes SDP bodies through a media relay (see the module docs).
+    pub fn set_media(&mut self, hook: Box<dyn MediaHook + Send>) {
+        self.media = Some(hook);
+    }
+
+    /// Whether a media relay is set.
+    pub fn has_media(&self) -> bool {
+        self.media.is_some()
+    }
+
+    /// Releases a call's media session.
+    fn end_media(&mut self, key: &(String, String)) {
+        self.media_answers.remove(key);
+        if let Some(m) = self.media.as_mut() {
+            m.delete(&media_session(key));
         }
     }
 
@@ -991,6 +1105,7 @@ impl Core {
             Some(s) => s.loop_hash,
             None => loop_hash(&msg),
         };
+        let mut in_dialog_call = None;
         let call_key = if is_invite && dialog_forming {
             let key = (
                 msg.call_id().unwrap_or_default().to_owned(),
@@ -1026,21 +1141,61 @@ impl Core {
             );
             Some(key)
         } else {
-            self.track_in_dialog(&msg);
+            let tracked = self.track_in_dialog(&msg);
+            // A re-INVITE of a call whose media is relayed re-offers.
+            in_dialog_call = tracked.filter(|_| is_invite);
             None
         };
+        // The offer, rewritten once per kind of target.
+        let mut media: Option<MediaNeg> = None;
+        let mut offers: Vec<(MediaPeer, Vec<u8>)> = Vec::new();
+        let negotiation = match (&call_key, in_dialog_call) {
+            (Some(k), _) if is_invite => Some((k.clone(), MediaSide::Caller)),
+            (None, Some((k, side))) => Some((k, side)),
+            _ => None,
+        };
+        if let (Some((key, offerer)), true) = (negotiation, self.media.is_some() && has_sdp(&msg)) {
+            let session = media_session(&key);
+            let mut failed = None;
+            for (_, dest, _) in &targets {
+                let peer = peer_kind(self.out_transport(*dest, src));
+                if offers.iter().any(|(p, _)| *p == peer) {
+                    continue;
+                }
+                let hook = self.media.as_mut().expect("media hook");
+                match hook.offer(&session, offerer, peer, msg.body(), now) {
+                    Ok(sdp) => offers.push((peer, sdp)),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                if let Some(k) = &call_key {
+                    self.calls.remove(k);
+                    self.end_media(k);
+                }
+                let warning = ("Warning", media_warning(&e));
+                self.reply(id, 488, "Not Acceptable Here", &[warning], now, unix);
+                return;
+            }
+            media = Some(MediaNeg {
+                key,
+                offerer,
+                answered: None,
+            });
+        }
         let mut branches = Vec::new();
         for (ruri, dest, route) in targets {
-            let out_transport = match dest {
-                Dest::Addr(t, _) => t,
-                Dest::Flow(f) => self
-                    .location
-                    .all()
-                    .find(|b| b.flow == Some(f))
-                    .map(|b| b.transport)
-                    .unwrap_or(src.transport),
-            };
+            let out_transport = self.out_transport(dest, src);
             let mut m = msg.clone();
+            let peer = peer_kind(out_transport);
+            if let Some((_, sdp)) = offers.iter().find(|(p, _)| *p == peer) {
+                if m.set_body(None, sdp).is_err() {
+                    continue;
+                }
+            }
             if let Some(r) = &ruri {
                 if m.set_request_uri(r).is_err() {
                     continue;
@@ -1117,6 +1272,9 @@ impl Core {
         if branches.is_empty() {
             if let Some(k) = &call_key {
                 self.calls.remove(k);
+                if media.is_some() {
+                    self.end_media(k);
+                }
             }
             self.reply(id, 500, "Could Not Forward", &[], now, unix);
             return;
@@ -1133,9 +1291,23 @@ impl Core {
                 final_sent: false,
                 invite: is_invite,
                 call: call_key,
+                media,
             },
         );
         self.drain(None, now, unix);
+    }
+
+    /// The transport a request to `dest` leaves on.
+    fn out_transport(&self, dest: Dest, src: &Source) -> Transport {
+        match dest {
+            Dest::Addr(t, _) => t,
+            Dest::Flow(f) => self
+                .location
+                .all()
+                .find(|b| b.flow == Some(f))
+                .map(|b| b.transport)
+                .unwrap_or(src.transport),
+        }
     }
 
     /// Pops our own entries from the top of the Route set (§16.4; two with
@@ -1181,10 +1353,11 @@ impl Core {
     }
 
     /// Updates the call list for in-dialog requests (BYE ends a call).
-    fn track_in_dialog(&mut self, msg: &Message) {
-        let Some(call_id) = msg.call_id() else { return };
+    /// Returns the call's key and whether the caller sent the request.
+    fn track_in_dialog(&mut self, msg: &Message) -> Option<((String, String), MediaSide)> {
+        let call_id = msg.call_id()?;
         let (Ok(from), Ok(to)) = (msg.from(), msg.to()) else {
-            return;
+            return None;
         };
         let (ft, tt) = (from.tag().unwrap_or(""), to.tag().unwrap_or(""));
         let seq = msg.cseq().map(|c| c.seq).unwrap_or(0);
@@ -1202,10 +1375,17 @@ impl Core {
                 }
                 if bye {
                     self.calls.remove(&key);
+                    self.end_media(&key);
                 }
-                return;
+                let side = if caller_side {
+                    MediaSide::Caller
+                } else {
+                    MediaSide::Callee
+                };
+                return Some((key, side));
             }
         }
+        None
     }
 
     /// ACK for a 2xx: its own transaction-less hop-by-hop forward (§16.11
@@ -1296,10 +1476,32 @@ impl Core {
                 // statelessly along the Vias (§16.7 / RFC 6026).
                 if (200..300).contains(&status) && cseq.method == Method::Invite {
                     let _ = msg.pop_via();
+                    self.reuse_media_answer(&mut msg);
                     self.forward_response_stateless(msg);
                 } else {
                     self.stats.responses_dropped += 1;
                 }
+            }
+        }
+    }
+
+    /// A 2xx retransmitted after its transaction carries the answer the
+    /// relay already rewrote: the same rewrite goes out again.
+    fn reuse_media_answer(&self, msg: &mut Message) {
+        if self.media_answers.is_empty() {
+            return;
+        }
+        let key = (
+            msg.call_id().unwrap_or_default().to_owned(),
+            msg.from()
+                .ok()
+                .and_then(|f| f.tag())
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        if let Some((raw, out)) = self.media_answers.get(&key) {
+            if raw.as_slice() == msg.body() {
+                let _ = msg.set_body(None, out);
             }
         }
     }
@@ -1479,7 +1681,14 @@ impl Core {
                     }
                 }
             }
-            if let Some(m) = fwd {
+            if let Some(mut m) = fwd {
+                if self.media_answer(pid, cid, &mut m, now).is_err() {
+                    // Early media the relay cannot take: the 18x goes on
+                    // without it.
+                    if m.set_body(None, b"").is_err() {
+                        return;
+                    }
+                }
                 let _ = self.table.respond(server, status, m.to_bytes(), now);
                 self.drain(None, now, unix);
             }
@@ -1489,7 +1698,21 @@ impl Core {
             let first = !p.final_sent;
             p.final_sent = true;
             let call = p.call.clone();
-            if let Some(m) = fwd {
+            if let Some(mut m) = fwd {
+                if let Err(e) = self.media_answer(pid, cid, &mut m, now) {
+                    if first {
+                        // The caller gets a 488; the callee, never ACKed,
+                        // ends its side (§13.3.1.4).
+                        if let Some(k) = &call {
+                            self.calls.remove(k);
+                            self.end_media(k);
+                        }
+                        let warning = ("Warning", media_warning(&e));
+                        self.reply(server, 488, "Not Acceptable Here", &[warning], now, unix);
+                        self.cancel_branches(pid, Some(cid), now, unix);
+                    }
+                    return;
+                }
                 if let Some(c) = call.and_then(|k| self.calls.get_mut(&k)) {
                     if c.answered_unix.is_none() {
                         c.answered_unix = Some(unix);
@@ -1540,6 +1763,43 @@ impl Core {
         }
     }
 
+    /// Rewrites the SDP answer in a response on branch `cid` of proxy
+    /// `pid` through the media hook. The first answer with SDP is taken;
+    /// the same SDP again (183 then 200, retransmissions) reuses its
+    /// rewrite; another branch's answer after it passes untouched (the
+    /// caller ends that dialog).
+    fn media_answer(
+        &mut self,
+        pid: u64,
+        cid: TransactionId,
+        m: &mut Message,
+        now: Instant,
+    ) -> Result<(), String> {
+        if self.media.is_none() || !has_sdp(m) {
+            return Ok(());
+        }
+        let Some(neg) = self.proxies.get_mut(&pid).and_then(|p| p.media.as_mut()) else {
+            return Ok(());
+        };
+        let sdp = match &neg.answered {
+            Some((c, raw, out)) if *c == cid && raw.as_slice() == m.body() => out.clone(),
+            Some(_) => return Ok(()),
+            None => {
+                let hook = self.media.as_mut().expect("media hook");
+                let session = media_session(&neg.key);
+                let out = hook.answer(&session, neg.offerer.other(), m.body(), now)?;
+                neg.answered = Some((cid, m.body().to_vec(), out.clone()));
+                out
+            }
+        };
+        if m.status().is_some_and(|s| (200..300).contains(&s)) {
+            let key = neg.key.clone();
+            self.media_answers
+                .insert(key, (m.body().to_vec(), sdp.clone()));
+        }
+        m.set_body(None, &sdp).map_err(|e| e.to_string())
+    }
+
     fn send_best(&mut self, pid: u64, now: Instant, unix: u64) {
         let Some(p) = self.proxies.get_mut(&pid) else {
             return;
@@ -1550,8 +1810,12 @@ impl Core {
         p.final_sent = true;
         let server = p.server;
         let best = p.best.take();
+        let media = p.media.is_some();
         if let Some(k) = p.call.take() {
             self.calls.remove(&k);
+            if media {
+                self.end_media(&k);
+            }
         }
         match best {
             // §16.7 step 6: a 503 from downstream is not passed on as 503.
@@ -1627,6 +1891,24 @@ impl Core {
             }
         }
         self.drain(None, now, unix);
+    }
+}
+
+/// A Warning header value (RFC 3261 §20.43, code 399) for a relay error.
+fn media_warning(error: &str) -> String {
+    let text: String = error
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+        .take(200)
+        .collect();
+    format!("399 callgate \"media relay: {text}\"")
+}
+
+fn peer_kind(t: Transport) -> MediaPeer {
+    match t {
+        Transport::Ws | Transport::Wss => MediaPeer::Browser,
+        _ => MediaPeer::Plain,
     }
 }
 

@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use signal::auth::{Directory, UserRecord};
 use signal::registrar::Change;
-use signal::{CallState, Core, CoreConfig, Dest, Output, Source, Transport};
+use signal::{
+    CallState, Core, CoreConfig, Dest, MediaHook, MediaPeer, MediaSide, Output, Source, Transport,
+};
 use sip::digest::{self, Algorithm, Secret, StoredHa1};
 use sip::{HeaderName, Limits, Message, Method};
 use std::net::SocketAddr;
@@ -1952,4 +1954,235 @@ fn removing_a_user_drops_its_registrations() {
         .all()
         .all(|b| !b.aor.starts_with("sip:1001@")));
     assert!(gw.core.location().count() < before);
+}
+
+// ----- media relay hook -------------------------------------------------------
+
+/// A stand-in for the media relay: records the calls and returns tagged
+/// bodies.
+#[derive(Clone, Default)]
+struct FakeMedia {
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    refuse_offer: bool,
+    refuse_answer: bool,
+}
+
+impl FakeMedia {
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl MediaHook for FakeMedia {
+    fn offer(
+        &mut self,
+        call: &str,
+        from: MediaSide,
+        to: MediaPeer,
+        sdp: &[u8],
+        _now: Instant,
+    ) -> Result<Vec<u8>, String> {
+        self.log.lock().unwrap().push(format!(
+            "offer {call} {from:?} {to:?} {}",
+            sdp == SDP.as_bytes()
+        ));
+        if self.refuse_offer {
+            return Err("no \"free\" ports".into());
+        }
+        Ok(format!("relayed offer from {from:?} to {to:?}\r\n").into_bytes())
+    }
+
+    fn answer(
+        &mut self,
+        call: &str,
+        from: MediaSide,
+        sdp: &[u8],
+        _now: Instant,
+    ) -> Result<Vec<u8>, String> {
+        self.log.lock().unwrap().push(format!(
+            "answer {call} {from:?} {}",
+            String::from_utf8_lossy(sdp).trim_end()
+        ));
+        if self.refuse_answer {
+            return Err("bad answer".into());
+        }
+        Ok(format!("relayed answer from {from:?}\r\n").into_bytes())
+    }
+
+    fn delete(&mut self, call: &str) {
+        self.log.lock().unwrap().push(format!("delete {call}"));
+    }
+}
+
+fn with_media(fake: &FakeMedia) -> (Gw, Ua, Ua) {
+    let (mut gw, a, b) = two_browsers();
+    gw.core.set_media(Box::new(fake.clone()));
+    (gw, a, b)
+}
+
+/// A response to `req` with an SDP body.
+fn answer_sdp(req: &Message, code: u16, tag: &str, contact: &str, sdp: &str) -> Vec<u8> {
+    sip::response_to(req, code, "OK", Some(tag))
+        .copy_record_route()
+        .header("Contact", &format!("<{contact}>"))
+        .body("application/sdp", sdp.as_bytes())
+        .to_bytes()
+        .unwrap()
+}
+
+#[test]
+fn media_hook_rewrites_offer_and_answer_and_bye_deletes() {
+    let fake = FakeMedia::default();
+    let (mut gw, mut a, b) = with_media(&fake);
+    let (call, outs) = a.call(&mut gw, "INVITE", "1001");
+    let (d, inv) = one(outs);
+    assert_eq!(d, Dest::Flow(2));
+    let session = format!("{};{}", call.call_id, call.from_tag);
+    assert_eq!(inv.body(), b"relayed offer from Caller to Browser\r\n");
+    assert_eq!(h1(&inv, "Content-Type"), "application/sdp");
+    assert_eq!(
+        h1(&inv, "Content-Length"),
+        inv.body().len().to_string(),
+        "{}",
+        text(&inv)
+    );
+    assert_eq!(fake.log(), [format!("offer {session} Caller Browser true")]);
+
+    // 183 with early media, then the 200 with the same SDP: one answer.
+    let early = answer_sdp(&inv, 183, "cb", &b.contact, "callee sdp\r\n");
+    let (d, r) = one(gw.feed(b.src, early));
+    assert_eq!((d, status(&r)), (Dest::Flow(1), 183));
+    assert_eq!(r.body(), b"relayed answer from Callee\r\n");
+    let ok = answer_sdp(&inv, 200, "cb", &b.contact, "callee sdp\r\n");
+    let (d, r) = one(gw.feed(b.src, ok));
+    assert_eq!((d, status(&r)), (Dest::Flow(1), 200));
+    assert_eq!(r.body(), b"relayed answer from Callee\r\n");
+    assert_eq!(
+        fake.log()[1..],
+        [format!("answer {session} Callee callee sdp")]
+    );
+
+    let route = record_routes(&r);
+    let ack = a.in_dialog("ACK", &call, &b.contact, "cb", &route, call.cseq);
+    assert_eq!(one(gw.feed(a.src, ack)).0, Dest::Flow(2));
+    let bye = a.in_dialog("BYE", &call, &b.contact, "cb", &route, call.cseq + 1);
+    let (d, fwd) = one(gw.feed(a.src, bye));
+    assert_eq!((d, method(&fwd)), (Dest::Flow(2), "BYE"));
+    assert_eq!(fake.log().last().unwrap(), &format!("delete {session}"));
+    assert_eq!(fake.log().len(), 3);
+}
+
+#[test]
+fn media_hook_re_invite_from_the_callee_re_offers() {
+    let fake = FakeMedia::default();
+    let (mut gw, mut a, mut b) = with_media(&fake);
+    let (call, outs) = a.call(&mut gw, "INVITE", "1001");
+    let (_, inv) = one(outs);
+    let ok = answer_sdp(&inv, 200, "cb", &b.contact, "callee sdp\r\n");
+    let (_, r) = one(gw.feed(b.src, ok));
+    let session = format!("{};{}", call.call_id, call.from_tag);
+    let route = record_routes(&r);
+    let branch = b.branch();
+    let mut h = vec![("Via", b.via(&branch))];
+    for r in &route {
+        h.push(("Route", format!("<{r}>")));
+    }
+    h.extend([
+        ("From", format!("<sip:1001@{DOMAIN}>;tag=cb")),
+        ("To", a.from(&call.from_tag)),
+        ("Call-ID", call.call_id.clone()),
+        ("CSeq", "5 INVITE".into()),
+        ("Contact", format!("<{}>", b.contact)),
+    ]);
+    let reinv = request("INVITE", &a.contact, &h, Some(SDP));
+    let outs = gw.feed(b.src, reinv);
+    let fwd = sent_to(&outs, Dest::Flow(1)).clone();
+    assert_eq!(method(&fwd), "INVITE");
+    assert_eq!(fwd.body(), b"relayed offer from Callee to Browser\r\n");
+    let ok = answer_sdp(&fwd, 200, &call.from_tag, &a.contact, "caller sdp\r\n");
+    let (d, r) = one(gw.feed(a.src, ok));
+    assert_eq!((d, status(&r)), (Dest::Flow(2), 200));
+    assert_eq!(r.body(), b"relayed answer from Caller\r\n");
+    assert_eq!(
+        fake.log()[2..],
+        [
+            format!("offer {session} Callee Browser true"),
+            format!("answer {session} Caller caller sdp"),
+        ]
+    );
+}
+
+#[test]
+fn media_hook_refusing_the_offer_gives_488() {
+    let fake = FakeMedia {
+        refuse_offer: true,
+        ..FakeMedia::default()
+    };
+    let (mut gw, mut a, _b) = with_media(&fake);
+    let (call, outs) = a.call(&mut gw, "INVITE", "1001");
+    let (d, r) = one(outs);
+    assert_eq!((d, status(&r)), (Dest::Flow(1), 488), "{}", text(&r));
+    assert_eq!(reason(&r), "Not Acceptable Here");
+    assert_eq!(
+        h1(&r, "Warning"),
+        "399 callgate \"media relay: no 'free' ports\""
+    );
+    assert!(gw.core.calls().is_empty());
+    let session = format!("{};{}", call.call_id, call.from_tag);
+    assert_eq!(fake.log().last().unwrap(), &format!("delete {session}"));
+}
+
+#[test]
+fn media_hook_refusing_the_answer_gives_488_to_the_caller() {
+    let fake = FakeMedia {
+        refuse_answer: true,
+        ..FakeMedia::default()
+    };
+    let (mut gw, mut a, b) = with_media(&fake);
+    let (call, outs) = a.call(&mut gw, "INVITE", "1001");
+    let (_, inv) = one(outs);
+    let ok = answer_sdp(&inv, 200, "cb", &b.contact, "callee sdp\r\n");
+    let outs = gw.feed(b.src, ok);
+    let r = sent_to(&outs, Dest::Flow(1));
+    assert_eq!(status(r), 488, "{}", dump(&outs));
+    assert!(gw.core.calls().is_empty());
+    let session = format!("{};{}", call.call_id, call.from_tag);
+    assert_eq!(fake.log().last().unwrap(), &format!("delete {session}"));
+}
+
+#[test]
+fn media_hook_final_failure_deletes_and_non_sdp_passes() {
+    let fake = FakeMedia::default();
+    let (mut gw, mut a, b) = with_media(&fake);
+    let (call, outs) = a.call(&mut gw, "INVITE", "1001");
+    let (_, inv) = one(outs);
+    let outs = gw.feed(b.src, answer(&inv, 486, "Busy Here", "cb", None));
+    assert_eq!(status(sent_to(&outs, Dest::Flow(1))), 486);
+    let session = format!("{};{}", call.call_id, call.from_tag);
+    assert_eq!(
+        fake.log(),
+        [
+            format!("offer {session} Caller Browser true"),
+            format!("delete {session}")
+        ]
+    );
+
+    // A MESSAGE with a body is not media: untouched, no hook call.
+    let (_, outs) = a.call(&mut gw, "MESSAGE", "1001");
+    let (d, m) = one(outs);
+    assert_eq!((d, method(&m)), (Dest::Flow(2), "MESSAGE"));
+    assert_eq!(fake.log().len(), 2);
+}
+
+#[test]
+fn media_hook_udp_callee_gets_a_plain_offer() {
+    let fake = FakeMedia::default();
+    let mut gw = Gw::new();
+    gw.core.set_media(Box::new(fake.clone()));
+    let mut a = registered(&mut gw, Ua::wss("1000", 1));
+    let _b = registered(&mut gw, Ua::udp("1001", 5070));
+    let (_, outs) = a.call(&mut gw, "INVITE", "1001");
+    let (d, inv) = one(outs);
+    assert_eq!(d, Dest::Addr(Transport::Udp, addr("127.0.0.1:5070")));
+    assert_eq!(inv.body(), b"relayed offer from Caller to Plain\r\n");
 }

@@ -146,7 +146,10 @@ impl Message {
             }
         }
         // A tag without a value is no tag: a response could not add one.
-        for (name, na) in [(HeaderName::From, self.from()?), (HeaderName::To, self.to()?)] {
+        for (name, na) in [
+            (HeaderName::From, self.from()?),
+            (HeaderName::To, self.to()?),
+        ] {
             if na
                 .param("tag")
                 .is_some_and(|p| p.value.is_none_or(str::is_empty))

@@ -1,0 +1,146 @@
+//! The media relay behind the signalling core (`[media] relay = true`):
+//! a [`media::Relay`] run by the tokio driver, and the [`MediaHook`] the
+//! core calls to rewrite SDP. The hook calls the relay's sans-IO methods
+//! synchronously through [`RelayHandle::with_relay`]: a lock held for
+//! in-memory work and non-blocking socket binds, never an await, so the
+//! core task does not wait on I/O.
+
+use crate::config::MediaConfig;
+use media::driver::RelayHandle;
+use media::{LegKind, OfferOptions, Relay, RelayConfig, RelayEvent, Side};
+use signal::{MediaHook, MediaPeer, MediaSide};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// The hook the core owns.
+pub struct RelayHook {
+    handle: RelayHandle,
+}
+
+fn side(s: MediaSide) -> Side {
+    match s {
+        MediaSide::Caller => Side::A,
+        MediaSide::Callee => Side::B,
+    }
+}
+
+fn sdp_text(sdp: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(sdp).map_err(|_| "SDP is not UTF-8".to_owned())
+}
+
+impl MediaHook for RelayHook {
+    fn offer(
+        &mut self,
+        call: &str,
+        from: MediaSide,
+        to: MediaPeer,
+        sdp: &[u8],
+        _now: Instant,
+    ) -> Result<Vec<u8>, String> {
+        let sdp = sdp_text(sdp)?;
+        let options = OfferOptions {
+            peer: Some(match to {
+                MediaPeer::Browser => LegKind::Browser,
+                MediaPeer::Plain => LegKind::Plain,
+            }),
+        };
+        let out = self
+            .handle
+            .with_relay(|r, now| r.offer_with(call, side(from), sdp, options, now));
+        match out {
+            Ok(sdp) => {
+                tracing::debug!(call, ?from, ?to, "media offer relayed");
+                Ok(sdp.into_bytes())
+            }
+            Err(e) => {
+                tracing::info!(call, ?from, error = %e, "media relay refused an offer");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn answer(
+        &mut self,
+        call: &str,
+        from: MediaSide,
+        sdp: &[u8],
+        _now: Instant,
+    ) -> Result<Vec<u8>, String> {
+        let sdp = sdp_text(sdp)?;
+        let out = self
+            .handle
+            .with_relay(|r, now| r.answer(call, side(from), sdp, now));
+        match out {
+            Ok(sdp) => {
+                tracing::debug!(call, ?from, "media answer relayed");
+                Ok(sdp.into_bytes())
+            }
+            Err(e) => {
+                tracing::info!(call, ?from, error = %e, "media relay refused an answer");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn delete(&mut self, call: &str) {
+        let stats = self.handle.with_relay(|r, _| {
+            let stats = r.stats(call);
+            r.delete(call);
+            stats
+        });
+        if let Some(s) = stats {
+            let legs: Vec<String> = s
+                .legs
+                .iter()
+                .map(|l| format!("in {} out {}", l.packets_in, l.packets_out))
+                .collect();
+            tracing::info!(call, legs = ?legs, "media session ended");
+        }
+    }
+}
+
+/// The address to put in SDP: the configured one, else the local address
+/// of the default route (no packet is sent), else loopback.
+fn advertised_ip(config: &MediaConfig) -> IpAddr {
+    if let Some(a) = config.advertised_address {
+        return a;
+    }
+    let probe = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| {
+            s.connect(SocketAddr::from(([192, 0, 2, 1], 9)))?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified());
+    match probe {
+        Some(ip) => {
+            tracing::warn!(%ip, "media.advertised_address not set: using the default route's address");
+            ip
+        }
+        None => {
+            tracing::warn!(
+                "media.advertised_address not set and no default route: using 127.0.0.1"
+            );
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
+/// Starts the relay on the current runtime: the hook for the core and the
+/// relay's events.
+pub fn start(
+    config: &MediaConfig,
+) -> Result<(RelayHook, mpsc::UnboundedReceiver<RelayEvent>), Box<dyn std::error::Error>> {
+    let cert = media::DtlsCertificate::process()?.clone();
+    let mut rc = RelayConfig::new(advertised_ip(config));
+    rc.ports = config.port_min..=config.port_max;
+    let bind = if rc.advertised_ip.is_ipv6() {
+        IpAddr::from([0u16; 8])
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let (handle, events) = media::driver::spawn(Relay::new(rc, cert), bind);
+    Ok((RelayHook { handle }, events))
+}
