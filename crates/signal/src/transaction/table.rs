@@ -45,7 +45,10 @@ impl Default for TableConfig {
     fn default() -> Self {
         Self {
             timers: TimerConfig::default(),
-            max_transactions: 10_000,
+            // A UDP non-INVITE server transaction lives 32 s after its
+            // answer (Timer J), so a registrar taking 3 000 REGISTER/s with
+            // challenges holds ~200k; each costs about a kilobyte.
+            max_transactions: 250_000,
         }
     }
 }
