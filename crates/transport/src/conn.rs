@@ -324,6 +324,12 @@ async fn run_ws<S: AsyncRead + AsyncWrite + Unpin>(
     let mut ws_config = WebSocketConfig::default();
     ws_config.max_message_size = Some(limits.max_message);
     ws_config.max_frame_size = Some(limits.max_message);
+    // Thousands of mostly idle browsers: small buffers (tungstenite's
+    // default is 128 KiB each way per connection). SIP messages are a few
+    // KiB; a larger one still arrives, in more reads.
+    ws_config.read_buffer_size = 4 * 1024;
+    ws_config.write_buffer_size = 0;
+    ws_config.max_write_buffer_size = 4 * limits.max_message;
     let remaining = limits.handshake_timeout.saturating_sub(started.elapsed());
     let ws = match timeout(
         remaining,
