@@ -71,8 +71,12 @@
 #   HOLD_MS=1000                  call hold time
 #   WSS_COUNTS="1000 10000"       connection counts of the WSS test
 #   WSS_CONCURRENCY=64            WSS handshakes in flight
-#   SIPP_BUF=212992               sipp -buff_size (its default, 65535, drops
-#                                 bursts; the kernel caps it at rmem_max)
+#   SIPP_BUF=212992               sipp -buff_size (sipp's default is 65535;
+#                                 the kernel caps it at net.core.rmem_max)
+#
+# Each raw line also gives the UDP datagrams dropped on full receive
+# buffers during the run (this namespace's /proc/net/snmp RcvbufErrors),
+# and which process's sockets dropped them (ss skmem d).
 #   CALLGATE_BIN=...              use this binary instead of building one
 #   KEEP=1                        keep the work directory (sipp logs, configs)
 set -euo pipefail

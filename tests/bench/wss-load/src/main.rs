@@ -37,7 +37,7 @@ use tokio_tungstenite::WebSocketStream;
 type Ws = WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 const USAGE: &str = "usage: wss-load --server IP:PORT --count N [--domain D] [--user-prefix u] \
-[--first 10000] [--password-prefix pw-] [--concurrency 64] [--sources 127.0.0.2-127.0.0.21] \
+[--first 10000] [--password-prefix pw-] [--concurrency 64] [--sources 127.0.0.2-127.0.0.41 (default 127.0.0.1)] \
 [--pid PID]... [--idle SECS] [--expires SECS] [--timeout SECS] [--label TEXT]";
 
 #[derive(Clone)]
