@@ -26,13 +26,15 @@
 #      over the server's processes; Pss counts Kamailio's shared memory
 #      once instead of once per process). Fresh server per N.
 #
-# Reading the callgate figures: callgate (as of this script) refuses new
-# transactions with a stateless 503 once 10 000 are alive, and over UDP a
-# non-INVITE server transaction stays alive for Timer J = 32 s after its
-# final response. A registration uses two (401, 200), so a run of D seconds
-# at R/s starts failing once 2 * R * min(D, 32) > 10 000: with DURATION=10
-# about 500/s, whatever the CPU (calls: about 5 transactions each). The
-# "server CPU us/call" rows compare the work per call at equal load.
+# Reading the figures: a run stops as soon as more than 0.1% of its calls
+# have failed ("stopped early"); its verdict is known by then. callgate
+# refuses new transactions with a stateless 503 once its transaction table
+# is full (250 000; it was 10 000 until the default was raised), and over
+# UDP a non-INVITE server transaction stays alive for Timer J = 32 s after
+# its final response: a registration holds two (401, 200), so a run of D
+# seconds at R/s meets the limit once 2 * R * min(D, 32) exceeds it, whatever
+# the CPU. The "server CPU us/call" rows compare the work per call at equal
+# load (the start rate) and at each server's own highest rate.
 #
 # Placement: the server runs pinned to core 0 (taskset -c 0), all load
 # generators (sipp, the UAS, the UDP relay, wss-load) pinned to core 1.
@@ -45,9 +47,12 @@
 #   callgate, so more workers would only time-slice the same core.
 #   -m 2048 (MB shared memory: TLS state of 10 000 connections lives there;
 #   it is touched, hence counted, only as it is used) and -M 32 (MB private
-#   memory per process). usrloc in memory (db_mode 0); auth_db over a
-#   db_text table with HA1s. Requests to a registered phone go to the
-#   REGISTER's source address (fix_nated_register), as callgate does.
+#   memory per process). usrloc in memory (db_mode 0), while callgate
+#   writes every binding to SQLite (its store thread, same core). Digest
+#   auth against HA1s held in memory (an htable loaded from a db_text
+#   table at start), as callgate holds its users. Requests to a registered
+#   phone go to the REGISTER's source address (fix_nated_register), as
+#   callgate does.
 #
 # sipp and SHA-256: callgate challenges with SHA-256 first, then MD5 (RFC
 # 8760 order). sipp 3.6 only ever answers the first challenge and aborts on
@@ -57,9 +62,11 @@
 # 401/407 responses. Both servers get the same relay in the path.
 #
 # Everything runs in a private network namespace holding only loopback
-# (unshare --net, as root); no traffic leaves 127.0.0.0/8. Takes about 10
-# minutes; run it on an otherwise idle machine (it prints what else is
-# running first).
+# (unshare --net, as root); no traffic leaves 127.0.0.0/8. Takes about 14
+# minutes (UDP ramps 12, WSS 2; DURATION=8 or REPEATS=2 shortens it); run it
+# on an otherwise idle machine (it prints what else is
+# running first, and each raw line says how busy the server's core was with
+# other work during that run).
 #
 # Environment:
 #   SERVERS="callgate kamailio"   which servers, in order
@@ -73,12 +80,12 @@
 #   WSS_CONCURRENCY=64            WSS handshakes in flight
 #   SIPP_BUF=212992               sipp -buff_size (sipp's default is 65535;
 #                                 the kernel caps it at net.core.rmem_max)
+#   CALLGATE_BIN=...              use this binary instead of building one
+#   KEEP=1                        keep the work directory (sipp logs, configs)
 #
 # Each raw line also gives the UDP datagrams dropped on full receive
 # buffers during the run (this namespace's /proc/net/snmp RcvbufErrors),
 # and which process's sockets dropped them (ss skmem d).
-#   CALLGATE_BIN=...              use this binary instead of building one
-#   KEEP=1                        keep the work directory (sipp logs, configs)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
