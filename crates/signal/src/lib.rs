@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod registrar;
 #[warn(missing_docs)]
 pub mod transaction;
+pub mod trunk;
 
 pub use proxy::{
     CallInfo, CallState, Core, CoreConfig, Dest, MediaHook, MediaPeer, MediaSide, Output, Source,

@@ -54,6 +54,8 @@ struct Gw {
     now: Instant,
     /// Added to the wall clock derived from `now`, to age nonces alone.
     unix_skew: u64,
+    /// Call records reported so far.
+    records: Vec<signal::trunk::CallRecord>,
 }
 
 impl Gw {
@@ -79,6 +81,7 @@ impl Gw {
             start,
             now: start,
             unix_skew: 0,
+            records: Vec::new(),
         }
     }
 
@@ -100,6 +103,10 @@ impl Gw {
                     Out::Send(dest, m)
                 }
                 Output::Binding(c) => Out::Binding(c),
+                Output::CallEnded(r) => {
+                    self.records.push(r);
+                    continue;
+                }
             });
         }
         v
@@ -2185,4 +2192,350 @@ fn media_hook_udp_callee_gets_a_plain_offer() {
     let (d, inv) = one(outs);
     assert_eq!(d, Dest::Addr(Transport::Udp, addr("127.0.0.1:5070")));
     assert_eq!(inv.body(), b"relayed offer from Caller to Plain\r\n");
+}
+
+// ----- trunks -------------------------------------------------------------
+
+const TRUNK: &str = "127.0.0.2:5080";
+
+fn trunk_dest() -> Dest {
+    Dest::Addr(Transport::Udp, addr(TRUNK))
+}
+
+fn trunk_src() -> Source {
+    Source {
+        transport: Transport::Udp,
+        flow: None,
+        addr: addr(TRUNK),
+        local: addr("127.0.0.1:5060"),
+    }
+}
+
+fn trunk(register: bool) -> signal::trunk::Trunk {
+    let mut t = signal::trunk::Trunk::new("pstn", addr(TRUNK));
+    t.host = "carrier.example".into();
+    t.dial_patterns = vec!["0".into(), "+".into()];
+    t.number_rules = vec![("00".into(), "+".into()), ("0".into(), "+4930".into())];
+    t.caller_id = signal::trunk::CallerId::Fixed("+4930555".into());
+    t.credentials = Some(signal::trunk::TrunkCredentials {
+        username: "acct".into(),
+        auth_username: None,
+        password: "trunk-secret".into(),
+    });
+    t.register_expiry = register.then_some(600);
+    t
+}
+
+fn with_trunk(gw: &mut Gw, register: bool) {
+    let mut dp = signal::trunk::Dialplan::default();
+    dp.trunks.push(trunk(register));
+    dp.dids.insert("+4930777".into(), "1001".into());
+    gw.core.set_dialplan(dp);
+}
+
+/// A challenge from the trunk (realm `carrier`).
+fn trunk_challenge(req: &Message, code: u16) -> Vec<u8> {
+    let (name, reason) = if code == 407 {
+        ("Proxy-Authenticate", "Proxy Authentication Required")
+    } else {
+        ("WWW-Authenticate", "Unauthorized")
+    };
+    sip::response_to(req, code, reason, Some("tt"))
+        .header(
+            name,
+            "Digest realm=\"carrier\", nonce=\"abc123\", algorithm=MD5, qop=\"auth\"",
+        )
+        .to_bytes()
+        .unwrap()
+}
+
+fn check_trunk_credentials(m: &Message, header: &str, method: &str) {
+    let value = h1(m, header);
+    let creds = digest::parse_credentials(&value).unwrap();
+    assert_eq!(creds.username, "acct");
+    assert_eq!(creds.realm, "carrier");
+    let ha1 = digest::ha1(Algorithm::Md5, "acct", "carrier", "trunk-secret");
+    assert!(digest::verify(&creds, method, &ha1), "bad digest: {value}");
+}
+
+#[test]
+fn browser_calls_the_trunk_which_challenges_and_cseq_stays_consistent() {
+    let (mut gw, mut a, _b) = two_browsers();
+    with_trunk(&mut gw, false);
+    let (call, outs) = a.call(&mut gw, "INVITE", "00441234");
+    let (d, inv) = one(outs);
+    assert_eq!(d, trunk_dest());
+    assert_eq!(
+        inv.request_uri().unwrap().as_str(),
+        "sip:+441234@carrier.example:5080"
+    );
+    assert_eq!(
+        inv.from().unwrap().uri().as_str(),
+        "sip:+4930555@carrier.example"
+    );
+    assert_eq!(inv.from().unwrap().tag(), Some(call.from_tag.as_str()));
+    assert_eq!(
+        inv.to().unwrap().uri().as_str(),
+        "sip:+441234@carrier.example:5080"
+    );
+    assert!(hv(&inv, "Proxy-Authorization").is_empty(), "{}", text(&inv));
+    assert_eq!(inv.cseq().unwrap().seq, 2);
+
+    // 407 from the trunk: ACKed here, and the INVITE goes again with
+    // credentials and CSeq 3; the browser sees nothing of it.
+    let outs = gw.feed(trunk_src(), trunk_challenge(&inv, 407));
+    let sent = sends(&outs);
+    assert_eq!(sent.len(), 2, "{}", dump(&outs));
+    assert!(sent.iter().all(|(d, _)| *d == trunk_dest()));
+    let ack = sent.iter().find(|(_, m)| method(m) == "ACK").unwrap().1;
+    assert_eq!(ack.cseq().unwrap().seq, 2);
+    let inv2 = sent
+        .iter()
+        .find(|(_, m)| method(m) == "INVITE")
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(inv2.cseq().unwrap().seq, 3);
+    check_trunk_credentials(&inv2, "Proxy-Authorization", "INVITE");
+    assert_ne!(inv2.top_via_branch(), inv.top_via_branch());
+
+    // The 200 reaches the browser with the CSeq it sent.
+    let ok = answer(&inv2, 200, "OK", "tt2", Some("sip:gw@127.0.0.2:5080"));
+    let (d, ok) = one(gw.feed(trunk_src(), ok));
+    assert_eq!(d, a.dest());
+    assert_eq!(status(&ok), 200);
+    assert_eq!(ok.cseq().unwrap().seq, 2);
+    // The route set as the browser keeps it, tokens included.
+    let rr: Vec<String> = ok
+        .record_routes()
+        .map(|r| r.unwrap().uri().as_str().to_owned())
+        .collect();
+
+    // ACK and BYE from the browser are shifted by one toward the trunk.
+    let ack = a.in_dialog("ACK", &call, "sip:gw@127.0.0.2:5080", "tt2", &rr, 2);
+    let (d, ack) = one(gw.feed(a.src, ack));
+    assert_eq!(d, trunk_dest());
+    assert_eq!(ack.cseq().unwrap().seq, 3);
+    let bye = a.in_dialog("BYE", &call, "sip:gw@127.0.0.2:5080", "tt2", &rr, 3);
+    let (d, bye) = one(gw.feed(a.src, bye));
+    assert_eq!(d, trunk_dest());
+    assert_eq!(bye.cseq().unwrap().seq, 4);
+    let (d, r) = one(gw.feed(trunk_src(), answer(&bye, 200, "OK", "tt2", None)));
+    assert_eq!((d, status(&r)), (a.dest(), 200));
+    assert_eq!(r.cseq().unwrap().seq, 3);
+
+    let rec = gw.records.pop().expect("call record");
+    assert_eq!(rec.direction, signal::trunk::Direction::Outbound);
+    assert_eq!(rec.disposition, signal::trunk::Disposition::Answered);
+    assert_eq!(rec.trunk.as_deref(), Some("pstn"));
+    assert_eq!(rec.caller_user.as_deref(), Some("1000"));
+    assert_eq!(rec.callee, "00441234");
+    assert!(rec.answered_unix.is_some());
+}
+
+#[test]
+fn a_second_challenge_from_the_trunk_fails_the_call() {
+    let (mut gw, mut a, _b) = two_browsers();
+    with_trunk(&mut gw, false);
+    let (_call, outs) = a.call(&mut gw, "INVITE", "0301234");
+    let (_, inv) = one(outs);
+    let outs = gw.feed(trunk_src(), trunk_challenge(&inv, 401));
+    let inv2 = sends(&outs)
+        .into_iter()
+        .find(|(_, m)| method(m) == "INVITE")
+        .unwrap()
+        .1
+        .clone();
+    check_trunk_credentials(&inv2, "Authorization", "INVITE");
+    let outs = gw.feed(trunk_src(), trunk_challenge(&inv2, 401));
+    let to_browser = sent_to(&outs, a.dest());
+    assert_eq!(status(to_browser), 401);
+    let rec = gw.records.pop().expect("call record");
+    assert_eq!(rec.disposition, signal::trunk::Disposition::Failed);
+}
+
+#[test]
+fn toll_fraud_unauthenticated_or_unrouted_calls_never_reach_the_trunk() {
+    let (mut gw, mut a, _b) = two_browsers();
+    with_trunk(&mut gw, false);
+    // No credentials: challenged, nothing to the trunk.
+    let (_, first) = a.out_of_dialog("INVITE", "00441234", 1, &[], Some(SDP));
+    let outs = gw.feed(a.src, first);
+    let (d, r) = one(outs);
+    assert_eq!((d, status(&r)), (a.dest(), 407));
+    // A SIP phone on the trunk's own host but another port, unauthenticated.
+    let mut rogue = Ua::udp("1000", 5090);
+    rogue.src.addr = addr("127.0.0.2:5090");
+    let (_, first) = rogue.out_of_dialog("INVITE", "00441234", 1, &[], Some(SDP));
+    let outs = gw.feed(rogue.src, first);
+    assert!(
+        sends(&outs).iter().all(|(d, _)| *d != trunk_dest()),
+        "{}",
+        dump(&outs)
+    );
+    assert_eq!(status(sends(&outs)[0].1), 407);
+    // Straight at the trunk's domain from an unauthenticated source.
+    let req = request(
+        "INVITE",
+        "sip:+441234@127.0.0.2:5080",
+        &[
+            ("Via", "SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKx1".into()),
+            ("From", "<sip:x@127.0.0.9>;tag=x".into()),
+            ("To", "<sip:+441234@127.0.0.2:5080>".into()),
+            ("Call-ID", "fraud@x".into()),
+            ("CSeq", "1 INVITE".into()),
+            ("Contact", "<sip:x@127.0.0.9>".into()),
+        ],
+        Some(SDP),
+    );
+    let mut src = trunk_src();
+    src.addr = addr("127.0.0.9:5060");
+    let outs = gw.feed(src, req);
+    assert!(
+        sends(&outs).iter().all(|(d, _)| *d != trunk_dest()),
+        "{}",
+        dump(&outs)
+    );
+    // Authenticated, but a number no trunk routes.
+    let (_, outs) = a.call(&mut gw, "INVITE", "999");
+    let (d, r) = one(outs);
+    assert_eq!((d, status(&r)), (a.dest(), 404));
+}
+
+#[test]
+fn trunk_calls_a_did_which_forks_to_the_users_browsers() {
+    let mut gw = Gw::new();
+    with_trunk(&mut gw, false);
+    let b1 = registered(&mut gw, Ua::wss("1001", 2));
+    let mut b2 = Ua::wss("1001", 3);
+    b2.instance = Some("urn:uuid:00000000-0000-4000-8000-000000000099".into());
+    let b2 = registered(&mut gw, b2);
+    let req = request(
+        "INVITE",
+        "sip:+4930777@127.0.0.1",
+        &[
+            ("Via", format!("SIP/2.0/UDP {TRUNK};branch=z9hG4bKin1")),
+            ("From", "<sip:+4917012@carrier.example>;tag=pstn1".into()),
+            ("To", "<sip:+4930777@127.0.0.1>".into()),
+            ("Call-ID", "inbound-1@carrier".into()),
+            ("CSeq", "10 INVITE".into()),
+            ("Contact", format!("<sip:+4917012@{TRUNK}>")),
+        ],
+        Some(SDP),
+    );
+    let outs = gw.feed(trunk_src(), req);
+    let i1 = sent_to(&outs, b1.dest()).clone();
+    let i2 = sent_to(&outs, b2.dest()).clone();
+    assert_eq!(method(&i1), "INVITE");
+    assert_eq!(i1.request_uri().unwrap().as_str(), b1.contact);
+    assert_eq!(i2.request_uri().unwrap().as_str(), b2.contact);
+    let calls = gw.core.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].direction, signal::trunk::Direction::Inbound);
+    assert_eq!(calls[0].callee_user.as_deref(), Some("1001"));
+    // An unknown number from the trunk is not routed as a DID; it needs
+    // credentials like anyone's.
+    let req = request(
+        "INVITE",
+        "sip:+4930999@127.0.0.1",
+        &[
+            ("Via", format!("SIP/2.0/UDP {TRUNK};branch=z9hG4bKin2")),
+            ("From", "<sip:+4917012@carrier.example>;tag=pstn2".into()),
+            ("To", "<sip:+4930999@127.0.0.1>".into()),
+            ("Call-ID", "inbound-2@carrier".into()),
+            ("CSeq", "10 INVITE".into()),
+        ],
+        Some(SDP),
+    );
+    let outs = gw.feed(trunk_src(), req);
+    assert_eq!(status(sent_to(&outs, trunk_dest())), 407);
+}
+
+#[test]
+fn trunk_registration_authenticates_refreshes_and_reports_state() {
+    let mut gw = Gw::new();
+    with_trunk(&mut gw, true);
+    // The driver calls on_timer once at start.
+    let unix = gw.unix();
+    gw.core.on_timer(gw.now, unix);
+    let outs = gw.outputs();
+    let reg = sent_to(&outs, trunk_dest()).clone();
+    assert_eq!(method(&reg), "REGISTER");
+    assert_eq!(
+        reg.request_uri().unwrap().as_str(),
+        "sip:carrier.example:5080"
+    );
+    assert_eq!(reg.to().unwrap().uri().as_str(), "sip:acct@carrier.example");
+    assert_eq!(h1(&reg, "Expires"), "600");
+    let status_now = |gw: &Gw| gw.core.trunk_status()[0].registration.clone();
+    assert_eq!(
+        status_now(&gw),
+        signal::trunk::RegistrationState::Registering
+    );
+    let outs = gw.feed(trunk_src(), trunk_challenge(&reg, 401));
+    let reg2 = sent_to(&outs, trunk_dest()).clone();
+    assert_eq!(reg2.cseq().unwrap().seq, reg.cseq().unwrap().seq + 1);
+    assert_eq!(reg2.call_id(), reg.call_id());
+    check_trunk_credentials(&reg2, "Authorization", "REGISTER");
+    let ok = sip::response_to(&reg2, 200, "OK", Some("tt"))
+        .header("Contact", &format!("{};expires=300", h1(&reg2, "Contact")))
+        .to_bytes()
+        .unwrap();
+    let outs = gw.feed(trunk_src(), ok);
+    assert!(sends(&outs).is_empty(), "{}", dump(&outs));
+    let unix = gw.unix();
+    assert_eq!(
+        status_now(&gw),
+        signal::trunk::RegistrationState::Registered {
+            expires_unix: unix + 300
+        }
+    );
+    // Refreshed at 4/5 of the granted 300 s.
+    let outs = gw.advance(Duration::from_secs(250));
+    let (at, refresh) = outs
+        .iter()
+        .find_map(|(at, o)| match o {
+            Out::Send(d, m) if *d == trunk_dest() && method(m) == "REGISTER" => Some((*at, m)),
+            _ => None,
+        })
+        .expect("refresh REGISTER");
+    assert_eq!(at.as_secs(), 240);
+    assert!(refresh.cseq().unwrap().seq > reg2.cseq().unwrap().seq);
+    // A refusal is reported.
+    let nope = sip::response_to(refresh, 403, "Forbidden", Some("tt"))
+        .to_bytes()
+        .unwrap();
+    gw.feed(trunk_src(), nope);
+    assert_eq!(
+        status_now(&gw),
+        signal::trunk::RegistrationState::Failed {
+            reason: "403 Forbidden".into()
+        }
+    );
+}
+
+#[test]
+fn gateway_hangup_sends_bye_both_ways() {
+    let (mut gw, mut a, b) = two_browsers();
+    let (call, _rr) = answered_call(&mut gw, &mut a, &b);
+    let unix = gw.unix();
+    let now = gw.now;
+    assert!(gw.core.hangup(&call.call_id, "media timeout", now, unix));
+    let outs = gw.outputs();
+    let to_a = sent_to(&outs, a.dest());
+    let to_b = sent_to(&outs, b.dest());
+    assert_eq!((method(to_a), method(to_b)), ("BYE", "BYE"));
+    assert_eq!(to_b.request_uri().unwrap().as_str(), b.contact);
+    assert_eq!(to_a.request_uri().unwrap().as_str(), a.contact);
+    assert_eq!(to_b.from().unwrap().tag(), Some(call.from_tag.as_str()));
+    assert_eq!(to_b.to().unwrap().tag(), Some("cb"));
+    assert_eq!(to_a.from().unwrap().tag(), Some("cb"));
+    assert_eq!(to_a.to().unwrap().tag(), Some(call.from_tag.as_str()));
+    assert!(to_b.cseq().unwrap().seq > call.cseq);
+    assert!(gw.core.calls().is_empty());
+    let rec = gw.records.pop().unwrap();
+    assert_eq!(rec.reason, "media timeout");
+    assert_eq!(rec.direction, signal::trunk::Direction::Internal);
+    assert_eq!(rec.callee_user.as_deref(), Some("1001"));
+    assert!(!gw.core.hangup(&call.call_id, "again", now, unix));
 }

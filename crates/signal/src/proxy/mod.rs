@@ -24,6 +24,9 @@ use crate::transaction::{
     self as tx, Action, ClientKey, RequestMeta, RequestRoute, ResponseMeta, TableConfig,
     TableError, TransactionId, TransactionTable,
 };
+use crate::trunk::{
+    CallRecord, Dialplan, Direction, Disposition, LegMedia, RegistrationState, TrunkStatus,
+};
 use crate::Transport;
 use bytes::Bytes;
 use sip::{response_to, HeaderName, Message, Method, RequestBuilder, Uri};
@@ -62,7 +65,11 @@ pub enum Output {
     },
     /// Persist a registrar change.
     Binding(Change),
+    /// A call ended: write its CDR.
+    CallEnded(CallRecord),
 }
+
+mod trunking;
 
 /// State of a call in the call list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +97,45 @@ pub struct CallInfo {
     /// Highest CSeq seen from the caller and from the callee.
     pub cseq_caller: u32,
     pub cseq_callee: u32,
+    pub direction: Direction,
+    /// The number or user dialled, before normalization.
+    pub dialled: String,
+    pub caller_user: Option<String>,
+    pub callee_user: Option<String>,
+    /// The trunk the call uses.
+    pub trunk: Option<String>,
+    /// Added to the caller's CSeq toward the callee: the INVITE was re-sent
+    /// with credentials for the trunk, which took CSeq numbers.
+    pub cseq_offset: u32,
+    /// Per-leg media counters (caller, callee), filled by
+    /// [`Core::calls_with_media`].
+    pub media: Option<(LegMedia, LegMedia)>,
+    /// Dialog state for requests the gateway itself sends (BYE on media
+    /// timeout or shutdown).
+    pub(crate) dialog: DialogInfo,
+}
+
+/// What the gateway needs to end an established call by itself.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DialogInfo {
+    pub caller_dest: Option<Dest>,
+    pub caller_contact: Option<String>,
+    pub callee_dest: Option<Dest>,
+    pub callee_contact: Option<String>,
+    /// From as forwarded to the callee.
+    pub from_hdr: String,
+    /// To as the callee answered it (with its tag).
+    pub to_hdr: Option<String>,
+}
+
+/// Facts about a call the routing decision knows and `forward` records.
+#[derive(Debug, Clone, Default)]
+struct CallMeta {
+    direction: Option<Direction>,
+    dialled: String,
+    caller_user: Option<String>,
+    callee_user: Option<String>,
+    trunk: Option<String>,
 }
 
 /// Which party of a call an SDP body comes from.
@@ -144,6 +190,10 @@ pub trait MediaHook {
     ) -> Result<Vec<u8>, String>;
     /// The call ended (or never formed): release its media.
     fn delete(&mut self, call: &str);
+    /// Media counters of the call's legs (caller, callee), if relayed.
+    fn stats(&mut self, _call: &str) -> Option<(LegMedia, LegMedia)> {
+        None
+    }
 }
 
 /// The relay session name of a call key (Call-ID, caller's From tag).
@@ -240,6 +290,13 @@ struct ClientCtx {
     /// The request as sent, to build ACK and CANCEL from.
     request: Message,
     proxy: Option<u64>,
+    /// The trunk this branch goes to (its challenges are answered).
+    trunk: Option<String>,
+    /// Credentials were already sent on this branch: another challenge
+    /// is passed on as a failure.
+    auth_tried: bool,
+    /// A REGISTER toward this trunk.
+    register: Option<String>,
 }
 
 struct Branch {
@@ -294,6 +351,10 @@ pub struct Core {
     /// Rewritten 2xx answers by call, for 2xx retransmissions that arrive
     /// after their transaction (forwarded statelessly).
     media_answers: HashMap<(String, String), (Vec<u8>, Vec<u8>)>,
+    dialplan: Dialplan,
+    trunk_regs: HashMap<String, trunking::TrunkReg>,
+    /// Set by a routing decision for the `forward` that follows.
+    next_call: Option<CallMeta>,
     pub stats: Stats,
 }
 
@@ -336,6 +397,9 @@ impl Core {
             next_purge: None,
             media: None,
             media_answers: HashMap::new(),
+            dialplan: Dialplan::default(),
+            trunk_regs: HashMap::new(),
+            next_call: None,
             stats: Stats::default(),
         }
     }
@@ -420,10 +484,15 @@ impl Core {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let reap = self.last_now.filter(|_| !self.closed.is_empty());
-        [self.table.next_deadline(), self.next_purge, reap]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.table.next_deadline(),
+            self.next_purge,
+            reap,
+            self.next_registration(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A connection ended: bindings on it become unreachable, and the
@@ -483,6 +552,7 @@ impl Core {
         self.reap_closed_flows(now, unix);
         self.table.poll_timers(now);
         self.drain(None, now, unix);
+        self.registration_timers(now, unix);
         match self.next_purge {
             Some(t) if t > now => {}
             _ => {
@@ -853,6 +923,14 @@ impl Core {
         if let Some(ctx) = self.servers.get_mut(&id) {
             ctx.request = msg.clone();
         }
+        // A trunk calling one of our DIDs needs no credentials: its source
+        // address is trusted, and the call can only reach a local user.
+        if !in_dialog && method == Method::Invite && msg.routes().next().is_none() {
+            if let Some(inbound) = self.inbound_did(&src, &msg) {
+                self.inbound_from_trunk(id, src, msg, inbound, now, unix);
+                return;
+            }
+        }
         // Remaining Route: forward to it (in-dialog, or pre-loaded).
         let next_route = msg
             .routes()
@@ -966,6 +1044,7 @@ impl Core {
             self.reply(id, 404, "Not Found", &[], now, unix);
             return;
         };
+        let mut caller = None;
         if method != Method::Options {
             let Some(who) = self.authenticate(id, &src, true, now, unix) else {
                 return;
@@ -980,9 +1059,17 @@ impl Core {
                 self.reply(id, 403, "From Does Not Match Credentials", &[], now, unix);
                 return;
             }
+            caller = Some(who);
         }
         let Some(target_user) = self.users.find(&user).cloned() else {
-            self.reply(id, 404, "Not Found", &[], now, unix);
+            // Not a local user: a number for a trunk, but only for an
+            // authenticated caller (the toll-fraud line).
+            match caller {
+                Some(who) if method == Method::Invite => {
+                    self.route_to_trunk(id, &src, msg, &user, &who, now, unix)
+                }
+                _ => self.reply(id, 404, "Not Found", &[], now, unix),
+            }
             return;
         };
         let aor = format!("sip:{}@{}", target_user.username, self.cfg.domain);
@@ -1016,6 +1103,13 @@ impl Core {
             self.reply(id, 480, "Temporarily Unavailable", &[], now, unix);
             return;
         }
+        self.next_call = Some(CallMeta {
+            direction: Some(Direction::Internal),
+            dialled: user,
+            caller_user: caller,
+            callee_user: Some(target_user.username.clone()),
+            trunk: None,
+        });
         self.forward(id, &src, msg, targets, now, unix);
     }
 
@@ -1091,11 +1185,12 @@ impl Core {
         &mut self,
         id: TransactionId,
         src: &Source,
-        msg: Message,
+        mut msg: Message,
         targets: Vec<(Option<String>, Dest, Vec<String>)>,
         now: Instant,
         unix: u64,
     ) {
+        let meta = self.next_call.take().unwrap_or_default();
         let is_invite = matches!(msg.method(), Some(Method::Invite));
         let dialog_forming = matches!(msg.method(), Some(Method::Invite | Method::Subscribe))
             && msg.to().ok().and_then(|t| t.tag()).is_none();
@@ -1106,6 +1201,7 @@ impl Core {
             None => loop_hash(&msg),
         };
         let mut in_dialog_call = None;
+        let mut branch_trunk = meta.trunk.clone();
         let call_key = if is_invite && dialog_forming {
             let key = (
                 msg.call_id().unwrap_or_default().to_owned(),
@@ -1115,9 +1211,31 @@ impl Core {
                     .unwrap_or_default()
                     .to_owned(),
             );
+            let caller_dest = self.servers.get(&id).map(|s| s.reply);
+            let caller_contact = first_contact(&msg);
+            let dialled = if meta.dialled.is_empty() {
+                msg.request_uri()
+                    .and_then(|u| u.user().map(str::to_owned))
+                    .unwrap_or_default()
+            } else {
+                meta.dialled.clone()
+            };
             self.calls.insert(
                 key.clone(),
                 CallInfo {
+                    direction: meta.direction.unwrap_or(Direction::Internal),
+                    dialled,
+                    caller_user: meta.caller_user.clone(),
+                    callee_user: meta.callee_user.clone(),
+                    trunk: meta.trunk.clone(),
+                    cseq_offset: 0,
+                    media: None,
+                    dialog: DialogInfo {
+                        caller_dest,
+                        caller_contact,
+                        from_hdr: msg.header_str(HeaderName::From).unwrap_or("").to_owned(),
+                        ..Default::default()
+                    },
                     call_id: key.0.clone(),
                     from_tag: key.1.clone(),
                     to_tag: None,
@@ -1141,7 +1259,14 @@ impl Core {
             );
             Some(key)
         } else {
-            let tracked = self.track_in_dialog(&msg);
+            // The caller's requests follow the CSeq numbers the trunk's
+            // challenge made the INVITE skip (before a BYE ends the call).
+            if let Some(k) = self.caller_call_key(&msg) {
+                self.apply_cseq_offset(&k, &mut msg);
+                // A trunk may challenge in-dialog requests too.
+                branch_trunk = self.calls.get(&k).and_then(|c| c.trunk.clone());
+            }
+            let tracked = self.track_in_dialog(&msg, unix);
             // A re-INVITE of a call whose media is relayed re-offers.
             in_dialog_call = tracked.filter(|_| is_invite);
             None
@@ -1173,8 +1298,7 @@ impl Core {
             }
             if let Some(e) = failed {
                 if let Some(k) = &call_key {
-                    self.calls.remove(k);
-                    self.end_media(k);
+                    self.finish_call(k, Disposition::Failed, "488 media refused", unix);
                 }
                 let warning = ("Warning", media_warning(&e));
                 self.reply(id, 488, "Not Acceptable Here", &[warning], now, unix);
@@ -1258,6 +1382,9 @@ impl Core {
                     dest,
                     request: sent,
                     proxy: Some(pid),
+                    trunk: branch_trunk.clone(),
+                    auth_tried: false,
+                    register: None,
                 },
             );
             branches.push(Branch {
@@ -1271,10 +1398,7 @@ impl Core {
         }
         if branches.is_empty() {
             if let Some(k) = &call_key {
-                self.calls.remove(k);
-                if media.is_some() {
-                    self.end_media(k);
-                }
+                self.finish_call(k, Disposition::Failed, "500 could not forward", unix);
             }
             self.reply(id, 500, "Could Not Forward", &[], now, unix);
             return;
@@ -1354,7 +1478,11 @@ impl Core {
 
     /// Updates the call list for in-dialog requests (BYE ends a call).
     /// Returns the call's key and whether the caller sent the request.
-    fn track_in_dialog(&mut self, msg: &Message) -> Option<((String, String), MediaSide)> {
+    fn track_in_dialog(
+        &mut self,
+        msg: &Message,
+        unix: u64,
+    ) -> Option<((String, String), MediaSide)> {
         let call_id = msg.call_id()?;
         let (Ok(from), Ok(to)) = (msg.from(), msg.to()) else {
             return None;
@@ -1374,8 +1502,13 @@ impl Core {
                     c.cseq_callee = c.cseq_callee.max(seq);
                 }
                 if bye {
-                    self.calls.remove(&key);
-                    self.end_media(&key);
+                    let who = if caller_side { "caller" } else { "callee" };
+                    self.finish_call(
+                        &key,
+                        Disposition::Answered,
+                        &format!("BYE from {who}"),
+                        unix,
+                    );
                 }
                 let side = if caller_side {
                     MediaSide::Caller
@@ -1433,6 +1566,9 @@ impl Core {
         };
         if msg.decrement_max_forwards().is_err() {
             return;
+        }
+        if let Some(key) = self.caller_call_key(&msg) {
+            self.apply_cseq_offset(&key, &mut msg);
         }
         // Stateless: the branch is derived from the incoming one, so a
         // retransmitted ACK gets the same branch (§16.11).
@@ -1567,7 +1703,9 @@ impl Core {
             }
             Action::PassRequest => {}
             Action::PassResponse { status } => {
-                if let Some(m) = current {
+                if let Some(name) = self.clients.get(&id).and_then(|c| c.register.clone()) {
+                    self.register_response(&name, id, status, current, now, unix);
+                } else if let Some(m) = current {
                     self.branch_response(id, status, Some(m.clone()), now, unix);
                 }
             }
@@ -1585,14 +1723,16 @@ impl Core {
                     }
                 }
             }
-            Action::Timeout => {
-                if self.clients.contains_key(&id) {
-                    self.branch_response(id, 408, None, now, unix);
-                }
-            }
-            Action::TransportError => {
-                if self.clients.contains_key(&id) {
-                    self.branch_response(id, 503, None, now, unix);
+            Action::Timeout | Action::TransportError => {
+                let status = if matches!(action, Action::Timeout) {
+                    408
+                } else {
+                    503
+                };
+                if let Some(name) = self.clients.get(&id).and_then(|c| c.register.clone()) {
+                    self.register_response(&name, id, status, None, now, unix);
+                } else if self.clients.contains_key(&id) {
+                    self.branch_response(id, status, None, now, unix);
                 }
             }
             Action::Terminated => {
@@ -1629,6 +1769,13 @@ impl Core {
         let Some(pid) = self.clients.get(&cid).and_then(|c| c.proxy) else {
             return;
         };
+        if matches!(status, 401 | 407) {
+            if let Some(m) = &msg {
+                if self.retry_with_trunk_auth(pid, cid, m, now, unix) {
+                    return;
+                }
+            }
+        }
         let Some(p) = self.proxies.get_mut(&pid) else {
             return;
         };
@@ -1647,7 +1794,11 @@ impl Core {
             if m.pop_via().is_err() {
                 return;
             }
+            self.restore_cseq(server, cid, m);
         }
+        let Some(p) = self.proxies.get_mut(&pid) else {
+            return;
+        };
         let mut cancel_now = false;
         if let Some(b) = p.branches.iter_mut().find(|b| b.client == cid) {
             if status < 200 {
@@ -1704,8 +1855,7 @@ impl Core {
                         // The caller gets a 488; the callee, never ACKed,
                         // ends its side (§13.3.1.4).
                         if let Some(k) = &call {
-                            self.calls.remove(k);
-                            self.end_media(k);
+                            self.finish_call(k, Disposition::Failed, "488 media refused", unix);
                         }
                         let warning = ("Warning", media_warning(&e));
                         self.reply(server, 488, "Not Acceptable Here", &[warning], now, unix);
@@ -1713,9 +1863,13 @@ impl Core {
                     }
                     return;
                 }
+                let callee_dest = self.clients.get(&cid).map(|c| c.dest);
                 if let Some(c) = call.and_then(|k| self.calls.get_mut(&k)) {
                     if c.answered_unix.is_none() {
                         c.answered_unix = Some(unix);
+                        c.dialog.callee_dest = callee_dest;
+                        c.dialog.callee_contact = first_contact(&m);
+                        c.dialog.to_hdr = m.header_str(HeaderName::To).map(str::to_owned);
                     }
                     c.state = CallState::Active;
                     c.to_tag = m.to().ok().and_then(|t| t.tag()).map(str::to_owned);
@@ -1810,12 +1964,16 @@ impl Core {
         p.final_sent = true;
         let server = p.server;
         let best = p.best.take();
-        let media = p.media.is_some();
         if let Some(k) = p.call.take() {
-            self.calls.remove(&k);
-            if media {
-                self.end_media(&k);
-            }
+            let status = best.as_ref().map_or(500, |(s, _)| *s);
+            let reason = match &best {
+                Some((_, Some(m))) => format!(
+                    "{status} {}",
+                    String::from_utf8_lossy(m.reason().unwrap_or_default())
+                ),
+                _ => status.to_string(),
+            };
+            self.finish_call(&k, Disposition::from_status(status), reason.trim(), unix);
         }
         match best {
             // §16.7 step 6: a 503 from downstream is not passed on as 503.
@@ -1886,6 +2044,9 @@ impl Core {
                         dest,
                         request: m,
                         proxy: None,
+                        trunk: None,
+                        auth_tried: false,
+                        register: None,
                     },
                 );
             }
@@ -1999,6 +2160,14 @@ fn stamp_received(msg: &mut Message, src: &Source) {
     );
     if msg.pop_via().is_ok() {
         let _ = msg.prepend_via(&new);
+    }
+}
+
+/// The URI of the first Contact, if any.
+fn first_contact(msg: &Message) -> Option<String> {
+    match msg.contacts().ok()? {
+        sip::Contacts::List(mut l) => l.next()?.ok().map(|c| c.uri().as_str().to_owned()),
+        sip::Contacts::Wildcard => None,
     }
 }
 
