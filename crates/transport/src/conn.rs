@@ -131,7 +131,15 @@ pub(crate) async fn connect(
                     inner.unregister(flow);
                     return Err(SendError::NoListener(Transport::Tls));
                 };
-                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let configured = inner
+                    .tls_names
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&addr)
+                    .cloned();
+                let name = configured
+                    .and_then(|n| rustls::pki_types::ServerName::try_from(n).ok())
+                    .unwrap_or(rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
                 let connector = tokio_rustls::TlsConnector::from(cfg);
                 tokio::spawn(async move {
                     if let Ok(Ok(tls)) = timeout(

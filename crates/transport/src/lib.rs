@@ -227,6 +227,9 @@ pub(crate) struct Inner {
     pub counters: Counters,
     pub udp: Vec<(SocketAddr, Arc<tokio::net::UdpSocket>)>,
     pub client_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Certificate names of outgoing TLS peers by address (trunks are
+    /// configured by host name, connected to by address).
+    pub tls_names: std::sync::RwLock<HashMap<SocketAddr, String>>,
     pub local: Vec<(Transport, SocketAddr)>,
 }
 
@@ -333,6 +336,7 @@ impl Transports {
             counters: Counters::default(),
             udp: udp.clone(),
             client_tls: config.client_tls.clone(),
+            tls_names: Default::default(),
             local,
         });
         for (bound, sock) in udp {
@@ -354,6 +358,19 @@ impl Transports {
     }
 
     /// The bound addresses (ports resolved when 0 was configured).
+    /// Sets the names outgoing TLS connections verify the peer's
+    /// certificate against, by peer address; other peers are verified by
+    /// their IP address.
+    pub fn set_tls_names(&self, names: impl IntoIterator<Item = (SocketAddr, String)>) {
+        let mut map = self
+            .inner
+            .tls_names
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.clear();
+        map.extend(names);
+    }
+
     pub fn local_addrs(&self) -> &[(Transport, SocketAddr)] {
         &self.inner.local
     }

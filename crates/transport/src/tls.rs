@@ -158,3 +158,33 @@ mod tests {
         assert!(e.contains("/nonexistent/c.pem"), "{e}");
     }
 }
+
+/// The rustls client configuration for outgoing TLS (trunks): the Mozilla
+/// root store bundled with the binary (an appliance image need not carry
+/// the system CA bundle), plus the certificates in `extra_ca` (PEM) for
+/// providers with a private CA.
+pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca {
+        let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        for cert in rustls_pemfile::certs(&mut BufReader::new(&pem[..])) {
+            let cert = cert.map_err(|source| TlsError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            roots.add(cert)?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
