@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+/// A `[[trunks]]` table: the same document `POST /api/v1/trunks` takes.
+pub use web::TrunkDef;
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -39,6 +42,12 @@ pub struct Config {
     /// Users provisioned at start (idempotent).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
+    /// SIP trunks provisioned at start (see [`crate::trunks::provision`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trunks: Vec<TrunkDef>,
+    /// Inbound numbers provisioned at start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dids: Vec<DidDef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -63,14 +72,18 @@ pub struct SipConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
-    /// Relay media through the gateway (browser DTLS-SRTP to trunk RTP);
-    /// off, SDP passes untouched and endpoints talk directly.
+    /// Relay media through the gateway (browser DTLS-SRTP to trunk RTP),
+    /// the default; `false` passes SDP untouched and endpoints talk
+    /// directly.
     pub relay: bool,
     pub port_min: u16,
     pub port_max: u16,
     /// Address written into SDP; set it on hosts behind 1:1 NAT.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub advertised_address: Option<IpAddr>,
+    /// Seconds without media after which a relayed call counts as dead;
+    /// 0 turns the check off.
+    pub timeout_secs: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -90,6 +103,18 @@ pub struct UserConfig {
     pub display_name: Option<String>,
 }
 
+/// A `[[dids]]` table: calls to `number` arriving over `trunk` ring `user`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DidDef {
+    /// Digits with an optional leading `+`, as the provider sends it.
+    pub number: String,
+    /// A trunk of `[[trunks]]` or one already in the database.
+    pub trunk: String,
+    /// A user of `[[users]]` or one already in the database.
+    pub user: String,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -98,6 +123,8 @@ impl Default for Config {
             media: MediaConfig::default(),
             admin: AdminConfig::default(),
             users: Vec::new(),
+            trunks: Vec::new(),
+            dids: Vec::new(),
         }
     }
 }
@@ -121,10 +148,11 @@ impl Default for SipConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
-            relay: false,
+            relay: true,
             port_min: 30000,
             port_max: 39999,
             advertised_address: None,
+            timeout_secs: 60,
         }
     }
 }
@@ -223,6 +251,16 @@ impl Config {
                 "must be a reachable address, not unspecified",
             ));
         }
+        if m.timeout_secs != 0 && !MEDIA_TIMEOUT.contains(&m.timeout_secs) {
+            return Err(invalid(
+                "media.timeout_secs",
+                format!(
+                    "must be 0 (off) or {} to {} seconds",
+                    MEDIA_TIMEOUT.start(),
+                    MEDIA_TIMEOUT.end()
+                ),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {
             let field = |f: &str| format!("users[{i}].{f}");
@@ -248,18 +286,72 @@ impl Config {
                 }
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for (i, trunk) in self.trunks.iter().enumerate() {
+            trunk
+                .to_store()
+                .map_err(|(f, message)| invalid(format!("trunks[{i}].{f}"), message))?;
+            if !seen.insert(trunk.name.as_str()) {
+                return Err(invalid(
+                    format!("trunks[{i}].name"),
+                    format!("duplicate trunk `{}`", trunk.name),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, did) in self.dids.iter().enumerate() {
+            let field = |f: &str| format!("dids[{i}].{f}");
+            let digits = did.number.strip_prefix('+').unwrap_or(&did.number);
+            if digits.is_empty()
+                || did.number.len() > store::MAX_NUMBER
+                || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid(
+                    field("number"),
+                    format!(
+                        "`{}` is not digits with an optional leading +, at most {}",
+                        did.number,
+                        store::MAX_NUMBER
+                    ),
+                ));
+            }
+            if !seen.insert(did.number.as_str()) {
+                return Err(invalid(
+                    field("number"),
+                    format!("duplicate DID `{}`", did.number),
+                ));
+            }
+            if did.trunk.is_empty() {
+                return Err(invalid(field("trunk"), "must name a trunk"));
+            }
+            if did.user.is_empty() || did.user.len() > 64 || !did.user.bytes().all(is_user_char) {
+                return Err(invalid(
+                    field("user"),
+                    format!("`{}` is not a valid SIP user name", did.user),
+                ));
+            }
+        }
         Ok(())
     }
 
-    /// The effective configuration as TOML, with user passwords masked.
+    /// The effective configuration as TOML, with user and trunk passwords
+    /// masked.
     pub fn to_display_toml(&self) -> String {
         let mut shown = self.clone();
         for u in &mut shown.users {
             u.password = "********".into();
         }
+        for t in &mut shown.trunks {
+            if let Some(p) = &mut t.password {
+                *p = "********".into();
+            }
+        }
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# unprintable: {e}\n"))
     }
 }
+
+/// Allowed `media.timeout_secs` besides 0.
+const MEDIA_TIMEOUT: std::ops::RangeInclusive<u32> = 5..=86_400;
 
 /// RFC 3261 `user` characters: unreserved plus user-unreserved, unescaped.
 fn is_user_char(b: u8) -> bool {
@@ -289,7 +381,8 @@ mod tests {
     #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(Config::from_toml("").unwrap(), Config::default());
-        assert!(!Config::default().media.relay, "the relay is opt-in");
+        assert!(Config::default().media.relay, "the relay is on by default");
+        assert_eq!(Config::default().media.timeout_secs, 60);
     }
 
     #[test]
@@ -297,10 +390,170 @@ mod tests {
         let c =
             Config::from_toml("[media]\nrelay = true\nadvertised_address = \"192.0.2.1\"").unwrap();
         assert!(c.media.relay);
+        let c = Config::from_toml("[media]\nrelay = false").unwrap();
+        assert!(!c.media.relay);
         let e = Config::from_toml("[media]\nrelay = \"yes\"")
             .unwrap_err()
             .to_string();
         assert!(e.contains("relay"), "{e}");
+    }
+
+    #[test]
+    fn media_timeout() {
+        assert_eq!(
+            Config::from_toml("[media]\ntimeout_secs = 0")
+                .unwrap()
+                .media
+                .timeout_secs,
+            0
+        );
+        assert_eq!(
+            Config::from_toml("[media]\ntimeout_secs = 30")
+                .unwrap()
+                .media
+                .timeout_secs,
+            30
+        );
+        assert_eq!(err_field("[media]\ntimeout_secs = 2"), "media.timeout_secs");
+        assert_eq!(
+            err_field("[media]\ntimeout_secs = 100000"),
+            "media.timeout_secs"
+        );
+        let e = Config::from_toml("[media]\ntimeout_secs = -1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("timeout_secs"), "{e}");
+    }
+
+    const TRUNK: &str = "[[trunks]]\nname = \"carrier\"\nhost = \"sip.example.net\"\n";
+
+    #[test]
+    fn trunks_and_dids_parse_with_defaults() {
+        let c = Config::from_toml(&format!(
+            "{TRUNK}\
+             [[trunks]]\n\
+             name = \"backup\"\n\
+             host = \"192.0.2.10\"\n\
+             port = 5080\n\
+             transport = \"tls\"\n\
+             register = true\n\
+             username = \"acct\"\n\
+             auth_username = \"auth-acct\"\n\
+             password = \"trunk-secret\"\n\
+             expiry = 600\n\
+             caller_id = \"+4930123\"\n\
+             from_domain = \"example.net\"\n\
+             inbound_trust = [\"192.0.2.0/24\", \"2001:DB8::/32\"]\n\
+             dial_patterns = [\"0[1-9]\", \"+\"]\n\
+             number_rules = [\"00>+\", \">0\"]\n\
+             max_calls = 4\n\
+             enabled = false\n\
+             [[dids]]\nnumber = \"+4930100\"\ntrunk = \"carrier\"\nuser = \"alice\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.trunks.len(), 2);
+        let t = &c.trunks[0];
+        assert_eq!(t, &TrunkDef::new("carrier", "sip.example.net"));
+        let s = t.to_store().unwrap();
+        assert_eq!(s.port, 5060);
+        assert_eq!(s.transport, store::Transport::Udp);
+        assert_eq!(s.caller_id, store::CallerIdPolicy::Keep);
+        assert!(s.registration.is_none());
+        assert!(s.enabled);
+        let s = c.trunks[1].to_store().unwrap();
+        assert_eq!(s.transport, store::Transport::Tls);
+        let reg = s.registration.unwrap();
+        assert!(reg.enabled);
+        assert_eq!(reg.auth_username.as_deref(), Some("auth-acct"));
+        assert_eq!(reg.password.as_deref(), Some("trunk-secret"));
+        assert_eq!(reg.expiry_secs, 600);
+        assert_eq!(s.caller_id, store::CallerIdPolicy::Fixed("+4930123".into()));
+        assert_eq!(
+            s.number_rules,
+            vec![
+                store::NumberRule::new("00", "+"),
+                store::NumberRule::new("", "0")
+            ]
+        );
+        assert_eq!(s.max_calls, Some(4));
+        assert!(!s.enabled);
+        assert_eq!(
+            c.dids,
+            vec![DidDef {
+                number: "+4930100".into(),
+                trunk: "carrier".into(),
+                user: "alice".into()
+            }]
+        );
+        // Printed and read back, passwords aside.
+        let shown = c.to_display_toml();
+        assert!(!shown.contains("trunk-secret"), "{shown}");
+        let mut back = Config::from_toml(&shown).unwrap();
+        back.trunks[1].password = Some("trunk-secret".into());
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn credentials_without_registration() {
+        let c = Config::from_toml(&format!(
+            "{TRUNK}username = \"acct\"\npassword = \"trunk-secret\"\n"
+        ))
+        .unwrap();
+        let reg = c.trunks[0].to_store().unwrap().registration.unwrap();
+        assert!(!reg.enabled, "credentials only answer challenges");
+        assert_eq!(reg.password.as_deref(), Some("trunk-secret"));
+    }
+
+    #[test]
+    fn bad_trunk_and_did_values_name_the_field() {
+        let cases = [
+            ("transport = \"sctp\"", "trunks[0].transport"),
+            ("transport = \"wss\"", "trunks[0].transport"),
+            ("port = 0", "trunks[0].port"),
+            ("register = true", "trunks[0].username"),
+            ("password = \"x\"", "trunks[0].password"),
+            ("username = \"a b\"", "trunks[0].username"),
+            ("username = \"a\"\nexpiry = 5", "trunks[0].expiry"),
+            ("caller_id = \"anonymous\"", "trunks[0].caller_id"),
+            ("from_domain = \"a b\"", "trunks[0].from_domain"),
+            (
+                "inbound_trust = [\"10.1.2.3/8\"]",
+                "trunks[0].inbound_trust",
+            ),
+            ("dial_patterns = [\"0x\"]", "trunks[0].dial_patterns"),
+            ("number_rules = [\"0049\"]", "trunks[0].number_rules"),
+            ("number_rules = [\"0>a\"]", "trunks[0].number_rules"),
+            ("max_calls = 0", "trunks[0].max_calls"),
+        ];
+        for (line, field) in cases {
+            assert_eq!(err_field(&format!("{TRUNK}{line}\n")), field, "{line}");
+        }
+        assert_eq!(
+            err_field("[[trunks]]\nname = \"a/b\"\nhost = \"h\""),
+            "trunks[0].name"
+        );
+        assert_eq!(
+            err_field("[[trunks]]\nname = \"a\"\nhost = \"h_1\""),
+            "trunks[0].host"
+        );
+        assert_eq!(err_field(&format!("{TRUNK}{TRUNK}")), "trunks[1].name");
+        let did = |n: &str, t: &str, u: &str| {
+            format!("[[dids]]\nnumber = \"{n}\"\ntrunk = \"{t}\"\nuser = \"{u}\"\n")
+        };
+        assert_eq!(err_field(&did("12a", "t", "u")), "dids[0].number");
+        assert_eq!(err_field(&did("1", "", "u")), "dids[0].trunk");
+        assert_eq!(err_field(&did("1", "t", "a b")), "dids[0].user");
+        assert_eq!(
+            err_field(&format!("{}{}", did("1", "t", "u"), did("1", "t", "v"))),
+            "dids[1].number"
+        );
+        for unknown in [
+            format!("{TRUNK}passwd = \"x\"\n"),
+            "[[dids]]\nnumber = \"1\"\ntrunk = \"t\"\nuser = \"u\"\nuesr = \"x\"\n".into(),
+        ] {
+            let e = Config::from_toml(&unknown).unwrap_err().to_string();
+            assert!(e.contains("passwd") || e.contains("uesr"), "{e}");
+        }
     }
 
     #[test]
@@ -342,10 +595,15 @@ mod tests {
 
     #[test]
     fn passwords_are_masked_when_printed() {
-        let c =
-            Config::from_toml("[[users]]\nname = \"alice\"\npassword = \"topsecret1\"").unwrap();
+        let c = Config::from_toml(&format!(
+            "[[users]]\nname = \"alice\"\npassword = \"topsecret1\"\n\
+             {TRUNK}username = \"acct\"\npassword = \"trunksecret2\"\n"
+        ))
+        .unwrap();
         let shown = c.to_display_toml();
         assert!(!shown.contains("topsecret1"));
+        assert!(!shown.contains("trunksecret2"));
         assert!(shown.contains("alice"));
+        assert!(shown.contains("carrier"));
     }
 }

@@ -1,8 +1,10 @@
 //! callgate: WebRTC-to-SIP gateway appliance.
 
 mod config;
+mod dialplan;
 mod relay;
 mod server;
+mod trunks;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,64 @@ enum Command {
     /// Manage SIP users in the data dir (works while the server runs).
     #[command(subcommand)]
     User(UserCommand),
+    /// Show the SIP trunks in the data dir.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
+    /// Show the DIDs (inbound numbers) in the data dir.
+    #[command(subcommand)]
+    Did(DidCommand),
+    /// Call detail records.
+    #[command(subcommand)]
+    Cdr(CdrCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TrunkCommand {
+    /// List trunks.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum DidCommand {
+    /// List DIDs.
+    List {
+        /// Only the DIDs arriving over this trunk.
+        #[arg(long)]
+        trunk: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CdrCommand {
+    /// Write CDRs as CSV (RFC 4180, oldest first, times in unix seconds).
+    Export {
+        /// Calls started at or after this time: unix seconds, an RFC 3339
+        /// date-time (2024-06-01T12:00:00Z) or a date (2024-06-01, midnight
+        /// UTC).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<i64>,
+        /// Calls started before this time (same forms as --since).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<i64>,
+        /// Only "inbound", "outbound" or "internal" calls.
+        #[arg(long, value_parser = parse_direction)]
+        direction: Option<store::Direction>,
+        /// Only calls this user placed or received.
+        #[arg(long)]
+        user: Option<String>,
+        /// Write to FILE instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    web::parse_time(s)
+}
+
+fn parse_direction(s: &str) -> Result<store::Direction, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}` is not one of \"inbound\", \"outbound\", \"internal\""))
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +140,23 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::User(cmd)) => user_command(&config, cmd),
+        Some(Command::Trunk(TrunkCommand::List)) => trunk_list(&config),
+        Some(Command::Did(DidCommand::List { trunk })) => did_list(&config, trunk.as_deref()),
+        Some(Command::Cdr(CdrCommand::Export {
+            since,
+            until,
+            direction,
+            user,
+            output,
+        })) => {
+            let filter = store::CdrFilter {
+                since,
+                until,
+                direction,
+                user,
+            };
+            cdr_export(&config, &filter, output.as_deref())
+        }
         None => {
             init_logging();
             println!("callgate {}", env!("CARGO_PKG_VERSION"));
@@ -114,6 +191,79 @@ fn init_logging() {
 /// Path of the SQLite database inside the data dir.
 fn db_path(config: &Config) -> PathBuf {
     config.data_dir.join("callgate.db")
+}
+
+fn trunk_list(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let store = store::Store::open(&db_path(config))?;
+    println!(
+        "{:<20} {:<32} {:<9} {:<22} {:<8} DIAL PATTERNS",
+        "NAME", "ADDRESS", "TRANSPORT", "REGISTER", "ENABLED"
+    );
+    for t in store.list_trunks()? {
+        let register = match &t.registration {
+            Some(r) if r.enabled => format!("yes ({})", r.username),
+            Some(r) => format!("no ({})", r.username),
+            None => "no".into(),
+        };
+        let host = if t.host.contains(':') {
+            format!("[{}]", t.host)
+        } else {
+            t.host.clone()
+        };
+        println!(
+            "{:<20} {:<32} {:<9} {:<22} {:<8} {}",
+            t.name,
+            format!("{host}:{}", t.port),
+            t.transport,
+            register,
+            if t.enabled { "yes" } else { "no" },
+            t.dial_patterns.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn did_list(config: &Config, trunk: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+    let store = store::Store::open(&db_path(config))?;
+    println!("{:<20} {:<20} USER", "NUMBER", "TRUNK");
+    for d in store.list_dids(trunk)? {
+        println!("{:<20} {:<20} {}", d.number, d.trunk, d.username);
+    }
+    Ok(())
+}
+
+/// Writes the CSV to `output` (created or truncated) or standard output.
+fn cdr_export(
+    config: &Config,
+    filter: &store::CdrFilter,
+    output: Option<&std::path::Path>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let store = store::Store::open(&db_path(config))?;
+    match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let n = store.export_cdrs_csv(filter, &mut out)?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            eprintln!("exported {n} CDR(s) to {}", path.display());
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match store.export_cdrs_csv(filter, &mut out) {
+                // `callgate cdr export | head` closes the pipe early.
+                Err(store::Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => {
+                    other?;
+                    out.flush()?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn user_command(config: &Config, cmd: UserCommand) -> Result<(), Box<dyn std::error::Error>> {

@@ -8,6 +8,7 @@
 use crate::config::MediaConfig;
 use media::driver::RelayHandle;
 use media::{LegKind, OfferOptions, Relay, RelayConfig, RelayEvent, Side};
+use signal::trunk::LegMedia;
 use signal::{MediaHook, MediaPeer, MediaSide};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -98,6 +99,26 @@ impl MediaHook for RelayHook {
             tracing::info!(call, legs = ?legs, "media session ended");
         }
     }
+
+    fn stats(&mut self, call: &str) -> Option<(LegMedia, LegMedia)> {
+        let s = self.handle.with_relay(|r, _| r.stats(call))?;
+        Some((leg_media(&s.legs[0]), leg_media(&s.legs[1])))
+    }
+}
+
+/// Counters of one leg. Loss and jitter are what the party reported in
+/// RTCP about the media it received from us; jitter assumes the 8 kHz
+/// clock of the G.711 codecs trunks use.
+fn leg_media(l: &media::LegStats) -> LegMedia {
+    let report = l.peer_report.as_ref();
+    LegMedia {
+        rx_packets: l.packets_in,
+        tx_packets: l.packets_out,
+        rx_bytes: l.bytes_in,
+        tx_bytes: l.bytes_out,
+        lost_packets: report.map_or(0, |r| r.cumulative_lost.max(0) as u64),
+        jitter_ms: report.map_or(0.0, |r| f64::from(r.jitter) / 8.0),
+    }
 }
 
 /// The address to put in SDP: the configured one, else the local address
@@ -136,6 +157,12 @@ pub fn start(
     let cert = media::DtlsCertificate::process()?.clone();
     let mut rc = RelayConfig::new(advertised_ip(config));
     rc.ports = config.port_min..=config.port_max;
+    // 0 turns the timeout off: ten years is never, and still a valid
+    // Instant offset.
+    rc.media_timeout = match config.timeout_secs {
+        0 => std::time::Duration::from_secs(10 * 365 * 86_400),
+        s => std::time::Duration::from_secs(u64::from(s)),
+    };
     let bind = if rc.advertised_ip.is_ipv6() {
         IpAddr::from([0u16; 8])
     } else {

@@ -9,6 +9,7 @@
 //!   [`crate::relay`]); the core rewrites SDP through it synchronously.
 
 use crate::config::Config;
+use crate::dialplan;
 use crate::relay;
 use crate::users;
 use bytes::Bytes;
@@ -128,6 +129,14 @@ fn load_users(store: &store::Store) -> store::Result<Directory> {
 /// Requests to the store thread.
 enum StoreCmd {
     Binding(Change),
+    Cdr(signal::trunk::CallRecord),
+}
+
+/// What the store thread hands the core after another writer (the CLI,
+/// the API) changed the database.
+enum Reload {
+    Users(Directory),
+    Dialplan(signal::trunk::Dialplan),
 }
 
 /// Opens the store, applies provisioning, prints first-start secrets.
@@ -140,6 +149,11 @@ fn prepare_store(
     let changed = users::provision(&store, realm, &config.users)?;
     if changed > 0 {
         tracing::info!(changed, "users from the config file applied");
+    }
+    // After the users: DIDs may name users the config file creates.
+    let changed = crate::trunks::provision(&store, &config.trunks, &config.dids)?;
+    if changed > 0 {
+        tracing::info!(changed, "trunks and DIDs from the config file applied");
     }
     if config.users.is_empty() {
         for (name, pw) in users::ensure_demo_users(&store, realm)? {
@@ -195,6 +209,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let db = config.data_dir.join("callgate.db");
     let (store, secret, token) = prepare_store(&config, &db)?;
     let users = load_users(&store)?;
+    let dialplan = dialplan::load(&store)?;
     let bindings = store.list_all_bindings()?;
 
     let names = vec![config.sip.domain.clone()];
@@ -221,7 +236,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             ws: Vec::new(),
             wss: config.sip.wss.clone(),
             server_tls: Some(server_tls.clone()),
-            client_tls: None,
+            client_tls: Some(transport::tls::client_config(None)?),
             limits: transport::Limits::default(),
         };
         let (transports, events) = Transports::start(tconfig).await?;
@@ -245,6 +260,13 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         getrandom::fill(&mut seed)?;
         let mut core = Core::new(core_cfg, secret, u64::from_le_bytes(seed));
         core.set_users(users);
+        tracing::info!(
+            trunks = dialplan.trunks.len(),
+            dids = dialplan.dids.len(),
+            "dialplan loaded"
+        );
+        transports.set_tls_names(tls_names(&dialplan));
+        core.set_dialplan(dialplan);
         let now = unix_now();
         let mut restored = 0;
         for b in bindings {
@@ -316,7 +338,7 @@ fn spawn_store_thread(
     db: std::path::PathBuf,
 ) -> (
     std_mpsc::Sender<StoreCmd>,
-    mpsc::Receiver<Directory>,
+    mpsc::Receiver<Reload>,
     std::thread::JoinHandle<()>,
 ) {
     let (tx, rx) = std_mpsc::channel::<StoreCmd>();
@@ -341,6 +363,12 @@ fn spawn_store_thread(
                             tracing::warn!(db = %db.display(), "persisting binding: {e}");
                         }
                     }
+                    Ok(StoreCmd::Cdr(record)) => {
+                        let call = record.call_id.clone();
+                        if let Err(e) = store.insert_cdr(&dialplan::cdr(record)) {
+                            tracing::warn!(call, "writing CDR: {e}");
+                        }
+                    }
                     Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
                 }
@@ -353,9 +381,15 @@ fn spawn_store_thread(
                             // The core may be gone at shutdown: the queued
                             // binding changes are still written.
                             Ok(d) => {
-                                let _ = users_tx.blocking_send(d);
+                                let _ = users_tx.blocking_send(Reload::Users(d));
                             }
                             Err(e) => tracing::warn!("reloading users: {e}"),
+                        }
+                        match dialplan::load(&store) {
+                            Ok(d) => {
+                                let _ = users_tx.blocking_send(Reload::Dialplan(d));
+                            }
+                            Err(e) => tracing::warn!("reloading trunks: {e}"),
                         }
                     }
                 }
@@ -384,7 +418,7 @@ async fn run_core(
     transports: Transports,
     mut events: mpsc::Receiver<Event>,
     store_tx: std_mpsc::Sender<StoreCmd>,
-    mut users_rx: mpsc::Receiver<Directory>,
+    mut users_rx: mpsc::Receiver<Reload>,
     mut query_rx: mpsc::Receiver<web::CoreQuery>,
     mut media_events: Option<mpsc::UnboundedReceiver<media::RelayEvent>>,
 ) {
@@ -417,21 +451,29 @@ async fn run_core(
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline) => core.on_timer(Instant::now(), unix_now()),
-            Some(users) = users_rx.recv() => {
-                tracing::info!(users = users.len(), "user directory reloaded");
-                core.set_users(users);
-            }
-            Some(q) = query_rx.recv() => answer_query(&core, q),
+            Some(reload) = users_rx.recv() => match reload {
+                Reload::Users(users) => {
+                    tracing::info!(users = users.len(), "user directory reloaded");
+                    core.set_users(users);
+                }
+                Reload::Dialplan(d) => {
+                    tracing::info!(trunks = d.trunks.len(), dids = d.dids.len(), "dialplan reloaded");
+                    transports.set_tls_names(tls_names(&d));
+                    core.set_dialplan(d);
+                    core.on_timer(Instant::now(), unix_now());
+                }
+            },
+            Some(q) = query_rx.recv() => answer_query(&mut core, q),
             Some(ev) = async {
                 match media_events.as_mut() {
                     Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
             } => match ev {
-                // Ending the dialog on a media timeout (a BYE each way) is
-                // not done yet: the session stays until the call's BYE.
                 media::RelayEvent::Timeout(call) => {
-                    tracing::warn!(call, "no media received: call left up");
+                    if core.media_timeout(&call, Instant::now(), unix_now()) {
+                        tracing::warn!(call, "no media received: call ended with BYE both ways");
+                    }
                 }
                 media::RelayEvent::LegFailed { session, side, reason } => {
                     tracing::warn!(call = session, ?side, reason, "media leg failed");
@@ -450,9 +492,29 @@ async fn run_core(
                 Output::Binding(change) => {
                     let _ = store_tx.send(StoreCmd::Binding(change));
                 }
+                Output::CallEnded(record) => {
+                    tracing::info!(
+                        call = record.call_id,
+                        direction = ?record.direction,
+                        disposition = ?record.disposition,
+                        trunk = record.trunk.as_deref().unwrap_or(""),
+                        reason = record.reason,
+                        "call ended"
+                    );
+                    let _ = store_tx.send(StoreCmd::Cdr(record));
+                }
             }
         }
     }
+}
+
+/// The names TLS trunks' certificates are checked against.
+fn tls_names(d: &signal::trunk::Dialplan) -> Vec<(std::net::SocketAddr, String)> {
+    d.trunks
+        .iter()
+        .filter(|t| t.transport == signal::Transport::Tls)
+        .map(|t| (t.addr, t.host.clone()))
+        .collect()
 }
 
 /// The start line of a message, for logs.
@@ -465,7 +527,7 @@ fn first_line(data: &[u8]) -> String {
     String::from_utf8_lossy(&data[..end]).into_owned()
 }
 
-fn answer_query(core: &Core, q: web::CoreQuery) {
+fn answer_query(core: &mut Core, q: web::CoreQuery) {
     let now = unix_now();
     match q {
         web::CoreQuery::Registrations(tx) => {
@@ -487,7 +549,7 @@ fn answer_query(core: &Core, q: web::CoreQuery) {
         }
         web::CoreQuery::Calls(tx) => {
             let calls = core
-                .calls()
+                .calls_with_media()
                 .into_iter()
                 .map(|c| web::CallView {
                     call_id: c.call_id,
@@ -498,10 +560,51 @@ fn answer_query(core: &Core, q: web::CoreQuery) {
                     state: format!("{:?}", c.state).to_lowercase(),
                     started_unix: c.started_unix,
                     answered_unix: c.answered_unix,
+                    direction: format!("{:?}", c.direction).to_lowercase(),
+                    trunk: c.trunk,
+                    caller_user: c.caller_user,
+                    callee_user: c.callee_user,
+                    media: c.media.map(|(a, b)| [leg_view(a), leg_view(b)]),
                 })
                 .collect();
             let _ = tx.send(calls);
         }
+        web::CoreQuery::TrunkStatus(tx) => {
+            use signal::trunk::RegistrationState as R;
+            let states = core
+                .trunk_status()
+                .into_iter()
+                .map(|t| {
+                    let (state, detail, expires_in) = match t.registration {
+                        R::Disabled => ("disabled", None, None),
+                        R::Registering => ("registering", None, None),
+                        R::Registered { expires_unix } => {
+                            ("registered", None, Some(expires_unix.saturating_sub(now)))
+                        }
+                        R::Failed { reason } => ("failed", Some(reason), None),
+                    };
+                    web::TrunkStatusView {
+                        name: t.name,
+                        state: state.to_owned(),
+                        detail,
+                        expires_in,
+                        active_calls: t.active_calls,
+                    }
+                })
+                .collect();
+            let _ = tx.send(states);
+        }
+    }
+}
+
+fn leg_view(m: signal::trunk::LegMedia) -> web::LegView {
+    web::LegView {
+        rx_packets: m.rx_packets,
+        tx_packets: m.tx_packets,
+        rx_bytes: m.rx_bytes,
+        tx_bytes: m.tx_bytes,
+        lost_packets: m.lost_packets,
+        jitter_ms: m.jitter_ms,
     }
 }
 

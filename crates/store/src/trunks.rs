@@ -193,8 +193,10 @@ impl TrunkConfig {
         }
     }
 
-    /// Checks every field and returns `inbound_trust` in canonical form.
-    fn validate(&self) -> Result<Vec<String>> {
+    /// Checks every field as [`Store::add_trunk`] does, without a
+    /// database, and returns `inbound_trust` in canonical form. Errors are
+    /// [`Error::Invalid`] naming the field.
+    pub fn validate(&self) -> Result<Vec<String>> {
         trunk_name(&self.name)?;
         validate::host("host", &self.host)?;
         if self.port == 0 {

@@ -1,7 +1,14 @@
-//! The JSON API under `/api/v1`, shaped for the admin UI: users (backed by
-//! the store, so the CLI and the API see the same data) and live
-//! registrations and calls (asked of the signalling core over a channel).
-//! Every route needs `Authorization: Bearer <token>`.
+//! The JSON API under `/api/v1`, shaped for the admin UI: users, trunks,
+//! DIDs and CDRs (backed by the store, so the CLI and the API see the same
+//! data) and live registrations, calls and trunk states (asked of the
+//! signalling core over a channel). Every route needs
+//! `Authorization: Bearer <token>`.
+//!
+//! Errors are JSON: `{"error": "...", "field": "..." | null}`.
+
+mod cdrs;
+mod time;
+mod trunks;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -9,9 +16,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+
+pub use cdrs::{CdrView, MediaView};
+pub use time::parse_time;
+pub use trunks::{DidView, NewDidBody, TrunkDef, TrunkPatch, TrunkStateView, TrunkView};
 
 /// A registration as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +50,41 @@ pub struct CallView {
     pub state: String,
     pub started_unix: u64,
     pub answered_unix: Option<u64>,
+    /// "inbound" (trunk to user), "outbound" (user to trunk) or "internal".
+    pub direction: String,
+    pub trunk: Option<String>,
+    pub caller_user: Option<String>,
+    pub callee_user: Option<String>,
+    /// Relay counters of the caller's and the callee's leg.
+    pub media: Option<[LegView; 2]>,
+}
+
+/// Media counters of one party's leg.
+#[derive(Debug, Clone, Serialize)]
+pub struct LegView {
+    /// Packets received from that party.
+    pub rx_packets: u64,
+    /// Packets sent to that party.
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// As the party reported in RTCP.
+    pub lost_packets: u64,
+    pub jitter_ms: f64,
+}
+
+/// The live state of one trunk, as the signalling core reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrunkStatusView {
+    /// The trunk's name in the store.
+    pub name: String,
+    /// "disabled", "registering", "registered" or "failed".
+    pub state: String,
+    /// Why it failed (e.g. the provider's status line), or other notes.
+    pub detail: Option<String>,
+    /// Seconds until the registration lapses, when registered.
+    pub expires_in: Option<u64>,
+    pub active_calls: u32,
 }
 
 /// Questions for the signalling core.
@@ -44,7 +92,13 @@ pub struct CallView {
 pub enum CoreQuery {
     Registrations(oneshot::Sender<Vec<RegistrationView>>),
     Calls(oneshot::Sender<Vec<CallView>>),
+    /// The state of every trunk the core knows.
+    TrunkStatus(oneshot::Sender<Vec<TrunkStatusView>>),
 }
+
+/// How long the trunk routes wait for the core's trunk states before
+/// answering without them.
+const TRUNK_STATUS_WAIT: Duration = Duration::from_millis(500);
 
 /// Shared state of the API.
 pub struct Api {
@@ -76,6 +130,15 @@ impl Api {
         self: &Arc<Self>,
         f: impl FnOnce(&store::Store) -> store::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
+        self.with_store_as(f, ApiError::from).await
+    }
+
+    /// [`Api::with_store`] with the store's errors mapped by `map`.
+    async fn with_store_as<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&store::Store) -> store::Result<T> + Send + 'static,
+        map: impl FnOnce(store::Error) -> ApiError,
+    ) -> Result<T, ApiError> {
         let api = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = api.store.lock().unwrap_or_else(|e| e.into_inner());
@@ -86,7 +149,22 @@ impl Api {
         })
         .await
         .map_err(|_| ApiError::internal("store task failed"))?
-        .map_err(ApiError::from)
+        .map_err(map)
+    }
+
+    /// The trunk states by name, or `None` when the core does not answer
+    /// within [`TRUNK_STATUS_WAIT`].
+    async fn trunk_status(&self) -> Option<HashMap<String, TrunkStatusView>> {
+        let ask = async {
+            let (tx, rx) = oneshot::channel();
+            self.core.send(CoreQuery::TrunkStatus(tx)).await.ok()?;
+            rx.await.ok()
+        };
+        let states = tokio::time::timeout(TRUNK_STATUS_WAIT, ask)
+            .await
+            .ok()
+            .flatten()?;
+        Some(states.into_iter().map(|s| (s.name.clone(), s)).collect())
     }
 }
 
@@ -115,6 +193,46 @@ impl ApiError {
             message: message.into(),
             field: Some(field.to_owned()),
         }
+    }
+    /// A 400 naming the offending field or parameter.
+    fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+}
+
+/// A JSON request body as `T`; a malformed one is a 400 naming the key
+/// where that can be told.
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(json_error)?;
+    de.end()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let message = e.inner().to_string();
+    let path = e.path().to_string();
+    // An unknown, missing or repeated key is reported on the object
+    // holding it.
+    let named = ["unknown field `", "missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .and_then(|rest| rest.split('`').next())
+        .map(|key| match path.as_str() {
+            "." => key.to_owned(),
+            p if p == key || p.ends_with(&format!(".{key}")) => p.to_owned(),
+            parent => format!("{parent}.{key}"),
+        });
+    let field = named.or((path != ".").then_some(path));
+    let message = format!("invalid JSON body: {message}");
+    match field {
+        Some(f) => ApiError::bad_request(&f, message),
+        None => ApiError::new(StatusCode::BAD_REQUEST, message),
     }
 }
 
@@ -194,7 +312,7 @@ pub struct ListQuery {
 
 const MIN_PASSWORD: usize = 8;
 
-fn check_token(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_token(api: &Api, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -364,6 +482,26 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route("/api/v1/registrations", get(registrations))
         .route("/api/v1/calls", get(calls))
+        .route(
+            "/api/v1/trunks",
+            get(trunks::list_trunks).post(trunks::create_trunk),
+        )
+        .route(
+            "/api/v1/trunks/{name}",
+            get(trunks::get_trunk)
+                .put(trunks::update_trunk)
+                .delete(trunks::delete_trunk),
+        )
+        .route(
+            "/api/v1/dids",
+            get(trunks::list_dids).post(trunks::create_did),
+        )
+        .route(
+            "/api/v1/dids/{number}",
+            axum::routing::delete(trunks::delete_did),
+        )
+        .route("/api/v1/cdrs", get(cdrs::list_cdrs))
+        .route("/api/v1/cdrs.csv", get(cdrs::cdrs_csv))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(api)
 }
@@ -400,6 +538,15 @@ mod tests {
                     }
                     CoreQuery::Calls(r) => {
                         let _ = r.send(Vec::new());
+                    }
+                    CoreQuery::TrunkStatus(r) => {
+                        let _ = r.send(vec![TrunkStatusView {
+                            name: "carrier".into(),
+                            state: "registered".into(),
+                            detail: None,
+                            expires_in: Some(300),
+                            active_calls: 1,
+                        }]);
                     }
                 }
             }
@@ -492,4 +639,361 @@ mod tests {
         assert!(j["calls"].is_array());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    async fn raw(app: &Router, uri: &str) -> (StatusCode, HeaderMap, String) {
+        let req = Request::builder()
+            .uri(uri)
+            .header("authorization", "Bearer tok")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn trunk_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = router(api(dir.path()));
+        let (s, _) = call(&app, "GET", "/api/v1/trunks", "wrong", "").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+        let body = r#"{"name":"carrier","host":"sip.example.net","username":"acct",
+            "password":"trunk-secret","register":true,"number_rules":["00>+"],
+            "inbound_trust":["2001:DB8::/32"]}"#;
+        let (s, j) = call(&app, "POST", "/api/v1/trunks", "tok", body).await;
+        assert_eq!(s, StatusCode::CREATED, "{j}");
+        assert_eq!(j["has_password"], true);
+        assert_eq!(j["port"], 5060);
+        assert_eq!(j["transport"], "udp");
+        assert_eq!(j["inbound_trust"][0], "2001:db8::/32");
+        assert_eq!(j["number_rules"][0], "00>+");
+        assert!(j["from_domain"].is_null());
+        assert!(!j.to_string().contains("trunk-secret"), "{j}");
+        let (s, _) = call(&app, "POST", "/api/v1/trunks", "tok", body).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+
+        // Bad values and bodies are 400s naming the key.
+        for (bad, field) in [
+            (
+                r#"{"name":"t2","host":"h","transport":"sctp"}"#,
+                "transport",
+            ),
+            (r#"{"name":"t2","host":"h","transport":"wss"}"#, "transport"),
+            (r#"{"name":"t2","host":"h","port":"x"}"#, "port"),
+            (r#"{"name":"t2","host":"h","register":true}"#, "username"),
+            (
+                r#"{"name":"t2","host":"h","username":"a","expiry":1}"#,
+                "expiry",
+            ),
+            (r#"{"name":"t2","host":"h","port":1,"port":2}"#, "port"),
+            (r#"{"name":"t2","host":"h","passwrd":"x"}"#, "passwrd"),
+            (r#"{"host":"h"}"#, "name"),
+            (r#"{"name":"t 2","host":"h"}"#, "name"),
+            (
+                r#"{"name":"t2","host":"h","number_rules":["0049"]}"#,
+                "number_rules",
+            ),
+        ] {
+            let (s, j) = call(&app, "POST", "/api/v1/trunks", "tok", bad).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {j}");
+            assert_eq!(j["field"], field, "{bad}: {j}");
+            assert!(j["error"].is_string(), "{j}");
+        }
+        let (s, j) = call(&app, "POST", "/api/v1/trunks", "tok", "{").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+
+        // The list and the single trunk carry the core's state.
+        let (s, j) = call(&app, "GET", "/api/v1/trunks", "tok", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(j["trunks"].as_array().unwrap().len(), 1);
+        assert_eq!(j["trunks"][0]["registration_state"]["state"], "registered");
+        let (s, mut got) = call(&app, "GET", "/api/v1/trunks/carrier", "tok", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(got["registration_state"]["active_calls"], 1);
+        assert_eq!(got["registration_state"]["expires_in"], 300);
+
+        // PUT changes what it names; a GET answer can be sent back.
+        got["port"] = 5080.into();
+        let (s, j) = call(
+            &app,
+            "PUT",
+            "/api/v1/trunks/carrier",
+            "tok",
+            &got.to_string(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        assert_eq!(j["port"], 5080);
+        assert_eq!(j["has_password"], true, "kept without a password key");
+        assert_eq!(j["username"], "acct");
+        let (s, j) = call(
+            &app,
+            "PUT",
+            "/api/v1/trunks/carrier",
+            "tok",
+            r#"{"password":null,"max_calls":3}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        assert_eq!(j["has_password"], false);
+        assert_eq!(j["max_calls"], 3);
+        assert_eq!(j["port"], 5080);
+        let (s, j) = call(
+            &app,
+            "PUT",
+            "/api/v1/trunks/carrier",
+            "tok",
+            r#"{"password":"new-secret","transport":"carrier-pigeon"}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{j}");
+        assert_eq!(j["field"], "transport");
+        let (s, j) = call(
+            &app,
+            "PUT",
+            "/api/v1/trunks/carrier",
+            "tok",
+            r#"{"password":"new-secret"}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        assert_eq!(j["has_password"], true);
+        assert!(!j.to_string().contains("new-secret"));
+        let (s, _) = call(&app, "PUT", "/api/v1/trunks/nope", "tok", "{}").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        // DIDs pin the trunk.
+        call(
+            &app,
+            "POST",
+            "/api/v1/users",
+            "tok",
+            r#"{"name":"alice","password":"long-enough"}"#,
+        )
+        .await;
+        let did = r#"{"number":"+4930100","trunk":"carrier","user":"alice"}"#;
+        let (s, j) = call(&app, "POST", "/api/v1/dids", "tok", did).await;
+        assert_eq!(s, StatusCode::CREATED, "{j}");
+        assert_eq!(j["user"], "alice");
+        let (s, _) = call(&app, "POST", "/api/v1/dids", "tok", did).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        for (bad, field) in [
+            (
+                r#"{"number":"12a","trunk":"carrier","user":"alice"}"#,
+                "number",
+            ),
+            (r#"{"number":"1","trunk":"nope","user":"alice"}"#, "trunk"),
+            (
+                r#"{"number":"1","trunk":"carrier","user":"nobody"}"#,
+                "user",
+            ),
+            (r#"{"number":"1","trunk":"carrier"}"#, "user"),
+        ] {
+            let (s, j) = call(&app, "POST", "/api/v1/dids", "tok", bad).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {j}");
+            assert_eq!(j["field"], field, "{bad}: {j}");
+        }
+        let (s, j) = call(&app, "GET", "/api/v1/dids?trunk=carrier", "tok", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(j["dids"][0]["number"], "+4930100");
+        let (s, j) = call(&app, "DELETE", "/api/v1/trunks/carrier", "tok", "").await;
+        assert_eq!(s, StatusCode::CONFLICT, "{j}");
+        let (s, _) = call(&app, "DELETE", "/api/v1/dids/+4930100", "tok", "").await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = call(&app, "DELETE", "/api/v1/dids/%2B4930100", "tok", "").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+
+        // Renamed, then removed.
+        let (s, j) = call(
+            &app,
+            "PUT",
+            "/api/v1/trunks/carrier",
+            "tok",
+            r#"{"name":"carrier2"}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        assert_eq!(j["name"], "carrier2");
+        let (s, _) = call(&app, "DELETE", "/api/v1/trunks/carrier2", "tok", "").await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, j) = call(&app, "GET", "/api/v1/trunks/carrier2", "tok", "").await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{j}");
+        assert!(j["error"].is_string());
+    }
+
+    #[tokio::test]
+    async fn silent_core_leaves_the_state_out() {
+        let dir = tempfile::tempdir().unwrap();
+        // Queries are accepted and never answered.
+        let (tx, rx) = mpsc::channel(4);
+        let app = router(Api::new(
+            dir.path().join("db.sqlite"),
+            "example.com".into(),
+            "tok".into(),
+            tx,
+        ));
+        let (s, _) = call(
+            &app,
+            "POST",
+            "/api/v1/trunks",
+            "tok",
+            r#"{"name":"carrier","host":"192.0.2.1"}"#,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, j) = call(&app, "GET", "/api/v1/trunks/carrier", "tok", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(j.get("registration_state").is_none(), "{j}");
+        drop(rx);
+        let (s, j) = call(&app, "GET", "/api/v1/trunks", "tok", "").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(j["trunks"][0].get("registration_state").is_none(), "{j}");
+    }
+
+    fn cdr(call_id: &str, started_at: i64, direction: store::Direction, user: &str) -> store::Cdr {
+        store::Cdr {
+            id: 0,
+            call_id: call_id.into(),
+            started_at,
+            answered_at: Some(started_at + 2),
+            ended_at: started_at + 62,
+            caller: format!("\"{user}, the caller\" <sip:{user}@example.com>"),
+            callee: "+4930555".into(),
+            caller_user: Some(user.into()),
+            callee_user: None,
+            direction,
+            disposition: store::Disposition::Answered,
+            duration_secs: 60,
+            trunk: Some("carrier".into()),
+            caller_media: Some(store::MediaStats {
+                rx_packets: 3000,
+                jitter_ms: 1.5,
+                ..Default::default()
+            }),
+            callee_media: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn cdr_list_and_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        {
+            let s = store::Store::open(&db).unwrap();
+            s.insert_cdr(&cdr(
+                "c1",
+                1_717_200_000,
+                store::Direction::Outbound,
+                "alice",
+            ))
+            .unwrap();
+            s.insert_cdr(&cdr("c2", 1_717_200_100, store::Direction::Inbound, "bob"))
+                .unwrap();
+            s.insert_cdr(&cdr("c3", 1_717_300_000, store::Direction::Outbound, "bob"))
+                .unwrap();
+        }
+        let app = router(api(dir.path()));
+        let (s, j) = call(&app, "GET", "/api/v1/cdrs", "tok", "").await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        assert_eq!(j["total"], 3);
+        assert_eq!(j["cdrs"][0]["call_id"], "c3", "newest first");
+        assert_eq!(j["cdrs"][0]["caller_media"]["rx_packets"], 3000);
+        assert!(j["cdrs"][0]["callee_media"].is_null());
+        let (s, j) = call(
+            &app,
+            "GET",
+            "/api/v1/cdrs?from=2024-06-01T00:00:00Z&to=1717300000&limit=1",
+            "tok",
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        assert_eq!(j["total"], 2);
+        assert_eq!(j["cdrs"].as_array().unwrap().len(), 1);
+        assert_eq!(j["cdrs"][0]["call_id"], "c2");
+        let (s, j) = call(
+            &app,
+            "GET",
+            "/api/v1/cdrs?from=&to=&direction=&disposition=&user=&offset=&limit=",
+            "tok",
+            "",
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "blank fields filter nothing: {j}");
+        assert_eq!(j["total"], 3, "{j}");
+        let (_, j) = call(
+            &app,
+            "GET",
+            "/api/v1/cdrs?direction=outbound&user=bob",
+            "tok",
+            "",
+        )
+        .await;
+        assert_eq!(j["total"], 1, "{j}");
+        for (query, field) in [
+            ("from=yesterday", "from"),
+            ("direction=sideways", "direction"),
+            ("disposition=answered", "disposition"),
+            ("limit=-1", "limit"),
+            ("frm=1", "frm"),
+        ] {
+            let (s, j) = call(&app, "GET", &format!("/api/v1/cdrs?{query}"), "tok", "").await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{query}: {j}");
+            assert_eq!(j["field"], field, "{query}: {j}");
+        }
+
+        let (s, headers, csv) = raw(&app, "/api/v1/cdrs.csv?user=bob").await;
+        assert_eq!(s, StatusCode::OK, "{csv}");
+        assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+        let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert!(lines[0].starts_with("id,call_id,started_at"), "{csv}");
+        assert!(lines[1].contains(",c2,"), "oldest first: {csv}");
+        assert!(
+            lines[1].contains("\"\"\"bob, the caller\"\""),
+            "quoted: {csv}"
+        );
+        let (s, _, body) = raw(&app, "/api/v1/cdrs.csv?offset=1").await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let (s, _, _) = raw(&app, "/api/v1/cdrs.csv?user=nobody").await;
+        assert_eq!(s, StatusCode::OK);
+        let req = Request::builder()
+            .uri("/api/v1/cdrs.csv")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn large_csv_streams_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db.sqlite");
+        {
+            let s = store::Store::open(&db).unwrap();
+            for i in 0..2000 {
+                s.insert_cdr(&cdr(
+                    &format!("call-{i}"),
+                    1_000 + i,
+                    store::Direction::Internal,
+                    "alice",
+                ))
+                .unwrap();
+            }
+        }
+        let app = router(api(dir.path()));
+        let (s, _, csv) = raw(&app, "/api/v1/cdrs.csv").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(csv.len() > 2 * CHUNK_FOR_TESTS, "{}", csv.len());
+        assert_eq!(csv.matches("\r\n").count(), 2001);
+        assert!(csv.ends_with("\r\n"));
+    }
+
+    const CHUNK_FOR_TESTS: usize = 64 * 1024;
 }
