@@ -84,6 +84,12 @@ pub struct MediaConfig {
     /// Seconds without media after which a relayed call counts as dead;
     /// 0 turns the check off.
     pub timeout_secs: u32,
+    /// Plain (trunk) legs take media only from the address in the peer's
+    /// SDP instead of latching to the first source.
+    pub strict_source: bool,
+    /// Codecs a browser's offer is narrowed to toward trunks and phones
+    /// (encoding names; no transcoding).
+    pub trunk_codecs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -153,6 +159,10 @@ impl Default for MediaConfig {
             port_max: 39999,
             advertised_address: None,
             timeout_secs: 60,
+            strict_source: false,
+            trunk_codecs: ["PCMU", "PCMA", "G722", "telephone-event"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 }
@@ -260,6 +270,25 @@ impl Config {
                     MEDIA_TIMEOUT.end()
                 ),
             ));
+        }
+        if m.trunk_codecs.is_empty() || m.trunk_codecs.len() > 32 {
+            return Err(invalid(
+                "media.trunk_codecs",
+                "must list 1 to 32 encoding names",
+            ));
+        }
+        for c in &m.trunk_codecs {
+            if c.is_empty()
+                || c.len() > 32
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            {
+                return Err(invalid(
+                    "media.trunk_codecs",
+                    format!("{c:?} is not an encoding name such as PCMU or telephone-event"),
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, user) in self.users.iter().enumerate() {

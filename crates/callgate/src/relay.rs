@@ -157,6 +157,8 @@ pub fn start(
     let cert = media::DtlsCertificate::process()?.clone();
     let mut rc = RelayConfig::new(advertised_ip(config));
     rc.ports = config.port_min..=config.port_max;
+    rc.strict_source = config.strict_source;
+    rc.trunk_codecs = config.trunk_codecs.clone();
     // 0 turns the timeout off: ten years is never, and still a valid
     // Instant offset.
     rc.media_timeout = match config.timeout_secs {
