@@ -1,13 +1,14 @@
-//! The media relay behind the signalling core (`[media] relay = true`):
-//! a [`media::Relay`] run by the tokio driver, and the [`MediaHook`] the
-//! core calls to rewrite SDP. The hook calls the relay's sans-IO methods
-//! synchronously through [`RelayHandle::with_relay`]: a lock held for
+//! The media relay behind the signalling core (`[media] relay = true`, the
+//! default): [`media::Relay`] shards run by the io_uring workers (or the
+//! tokio fallback), and the [`MediaHook`] the core calls to rewrite SDP.
+//! The hook calls the relay's sans-IO methods synchronously through
+//! [`RelayHandle::with_session`]: the lock of the session's shard, held for
 //! in-memory work and non-blocking socket binds, never an await, so the
 //! core task does not wait on I/O.
 
 use crate::config::MediaConfig;
 use media::driver::RelayHandle;
-use media::{LegKind, OfferOptions, Relay, RelayConfig, RelayEvent, Side};
+use media::{LegKind, OfferOptions, RelayConfig, RelayEvent, Side};
 use signal::trunk::LegMedia;
 use signal::{MediaHook, MediaPeer, MediaSide};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -46,9 +47,9 @@ impl MediaHook for RelayHook {
                 MediaPeer::Plain => LegKind::Plain,
             }),
         };
-        let out = self
-            .handle
-            .with_relay(|r, now| r.offer_with(call, side(from), sdp, options, now));
+        let out = self.handle.with_session(call, |r, now| {
+            r.offer_with(call, side(from), sdp, options, now)
+        });
         match out {
             Ok(sdp) => {
                 tracing::debug!(call, ?from, ?to, "media offer relayed");
@@ -71,7 +72,7 @@ impl MediaHook for RelayHook {
         let sdp = sdp_text(sdp)?;
         let out = self
             .handle
-            .with_relay(|r, now| r.answer(call, side(from), sdp, now));
+            .with_session(call, |r, now| r.answer(call, side(from), sdp, now));
         match out {
             Ok(sdp) => {
                 tracing::debug!(call, ?from, "media answer relayed");
@@ -85,7 +86,7 @@ impl MediaHook for RelayHook {
     }
 
     fn delete(&mut self, call: &str) {
-        let stats = self.handle.with_relay(|r, _| {
+        let stats = self.handle.with_session(call, |r, _| {
             let stats = r.stats(call);
             r.delete(call);
             stats
@@ -101,7 +102,7 @@ impl MediaHook for RelayHook {
     }
 
     fn stats(&mut self, call: &str) -> Option<(LegMedia, LegMedia)> {
-        let s = self.handle.with_relay(|r, _| r.stats(call))?;
+        let s = self.handle.with_session(call, |r, _| r.stats(call))?;
         Some((leg_media(&s.legs[0]), leg_media(&s.legs[1])))
     }
 }
@@ -170,6 +171,7 @@ pub fn start(
     } else {
         IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     };
-    let (handle, events) = media::driver::spawn(Relay::new(rc, cert), bind);
+    let (handle, events) =
+        media::driver::spawn_sharded(rc, cert, bind, media::driver::DriverOptions::default());
     Ok((RelayHook { handle }, events))
 }

@@ -1,6 +1,16 @@
-//! The fallback I/O driver of the relay: tokio UDP sockets (epoll),
-//! one per local port of a leg, around the sans-IO [`Relay`].
+//! The I/O drivers of the relay: the io_uring data path (Linux worker
+//! threads, `driver/uring.rs`) and the tokio/epoll fallback, behind one
+//! [`RelayHandle`].
 //!
+//! **io_uring** ([`DataPath::IoUring`]): sessions are sharded over worker
+//! threads, one per core by default. Each worker owns a [`Relay`] with its
+//! own share of the port range, that share's sockets and an io_uring:
+//! multishot recvmsg into a provided buffer ring, outputs of a batch of
+//! completions queued as SendMsg from pre-allocated slots and submitted
+//! together. [`RelayHandle::with_session`] routes control calls to the
+//! shard owning the session.
+//!
+//! **Fallback** ([`DataPath::TokioEpoll`]), one [`Relay`] behind a lock:
 //! - Every port the relay opens ([`PortChange::Opened`]) gets a bound
 //!   socket and a receive task: it reads a datagram into its own buffer,
 //!   runs [`Relay::handle_packet`] under the relay's lock and sends the
@@ -11,54 +21,245 @@
 //! - A control task serves [`RelayHandle`]'s async methods from a channel,
 //!   so signalling never touches sockets or the lock itself.
 //!
-//! One lock around the relay is fine for the fallback; the io_uring data
-//! path (see [`DataPath`]) will shard sessions over worker threads.
+//! [`choose_data_path`] probes the kernel at startup; [`DATA_PATH_ENV`]
+//! forces either path.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+use crate::cert::DtlsCertificate;
 use crate::session::{
-    OfferOptions, Outputs, PortChange, Relay, RelayError, RelayEvent, SessionStats, Side,
+    OfferOptions, Outputs, PortChange, Relay, RelayConfig, RelayError, RelayEvent, SessionStats,
+    Side,
 };
 
-/// The longest the timer task sleeps between checks.
+#[cfg(target_os = "linux")]
+mod uring;
+
+/// The longest a timer (task or worker) sleeps between checks.
 pub const TICK: Duration = Duration::from_millis(100);
 
 /// Largest datagram read; anything longer is truncated (and fails SRTP).
 const RECV_BUFFER: usize = 2048;
+
+/// The environment variable that forces a data path: `epoll` or
+/// `io_uring` (which still falls back when the kernel refuses it).
+pub const DATA_PATH_ENV: &str = "CALLGATE_DATA_PATH";
 
 /// Which data path moves the packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataPath {
     /// tokio UDP sockets over epoll, one receive task per port.
     TokioEpoll,
-    // IO_URING: the io_uring data path goes here (multishot recvmsg into
-    // registered buffers, batched sendmsg, a worker thread per core owning
-    // a share of the sessions). `choose_data_path` will probe the kernel
-    // for it and fall back to `TokioEpoll`.
+    /// Worker threads each owning a shard of the sessions and an io_uring
+    /// (multishot recvmsg into a provided buffer ring, batched sendmsg).
+    IoUring,
 }
 
 impl fmt::Display for DataPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataPath::TokioEpoll => f.write_str("tokio/epoll (fallback)"),
+            DataPath::IoUring => f.write_str("io_uring"),
         }
     }
 }
 
-/// The data path this build and kernel run.
+impl std::str::FromStr for DataPath {
+    type Err = String;
+
+    /// `epoll` (or `tokio`), `io_uring` (or `io-uring`, `uring`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "epoll" | "tokio" | "tokio/epoll" => Ok(DataPath::TokioEpoll),
+            "io_uring" | "io-uring" | "iouring" | "uring" => Ok(DataPath::IoUring),
+            other => Err(format!("unknown data path {other:?} (epoll or io_uring)")),
+        }
+    }
+}
+
+/// Whether the io_uring data path can run here; the reason if not (old
+/// kernel, seccomp forbidding io_uring, not Linux). Probed once.
+pub fn io_uring_support() -> Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            #[cfg(target_os = "linux")]
+            {
+                uring::probe().map_err(|e| e.to_string())
+            }
+            #[cfg(not(target_os = "linux"))]
+            {
+                Err("io_uring needs Linux".to_owned())
+            }
+        })
+        .clone()
+}
+
+/// The data path this build and kernel run: [`DATA_PATH_ENV`] if set,
+/// else io_uring when [`io_uring_support`] says so, else the fallback.
 pub fn choose_data_path() -> DataPath {
-    // IO_URING: probe io_uring support (IORING_FEAT_*, multishot recv) here
-    // and return DataPath::IoUring when available.
-    DataPath::TokioEpoll
+    let wanted = match std::env::var(DATA_PATH_ENV) {
+        Ok(v) => match v.parse::<DataPath>() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(variable = DATA_PATH_ENV, error = %e, "ignored");
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    usable(wanted.unwrap_or(DataPath::IoUring))
+}
+
+/// `path`, or the fallback if it is io_uring and that cannot run.
+fn usable(path: DataPath) -> DataPath {
+    match path {
+        DataPath::TokioEpoll => DataPath::TokioEpoll,
+        DataPath::IoUring => match io_uring_support() {
+            Ok(()) => DataPath::IoUring,
+            Err(reason) => {
+                tracing::info!(%reason, "io_uring unavailable: using the epoll data path");
+                DataPath::TokioEpoll
+            }
+        },
+    }
+}
+
+/// Options of [`spawn_sharded`].
+#[derive(Debug, Clone, Default)]
+pub struct DriverOptions {
+    /// The data path; `None` lets [`choose_data_path`] pick. io_uring
+    /// still falls back to epoll when the kernel refuses it.
+    pub data_path: Option<DataPath>,
+    /// io_uring workers (shards); `None` is one per available core. The
+    /// fallback always runs one shard.
+    pub workers: Option<usize>,
+}
+
+/// Counters of one worker (the fallback reports one), for liveness and
+/// metrics. All are totals since start except `sessions`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Loop iterations (the fallback: timer wakeups). A live worker
+    /// advances it at least every [`TICK`].
+    pub heartbeat: u64,
+    /// Milliseconds from the driver's start to the latest iteration.
+    pub last_beat_ms: u64,
+    /// Sessions on this shard.
+    pub sessions: u64,
+    /// Datagrams received.
+    pub packets_in: u64,
+    /// Their payload bytes.
+    pub bytes_in: u64,
+    /// Datagrams sent (or attempted).
+    pub packets_out: u64,
+    /// Their bytes.
+    pub bytes_out: u64,
+    /// Sends that failed.
+    pub send_errors: u64,
+    /// Receives that ended in an error (ICMP unreachable...).
+    pub recv_errors: u64,
+    /// Times the receive buffer ring ran dry (io_uring): datagrams waited
+    /// in socket buffers meanwhile, dropped only if those filled up.
+    pub recv_no_buffers: u64,
+    /// Time spent processing rather than waiting, in nanoseconds. On
+    /// io_uring the sends happen inside the kernel wait and are not in it;
+    /// on the fallback they are.
+    pub busy_nanos: u64,
+}
+
+/// Per-batch tallies a worker adds to its [`WorkerCounters`] at once.
+#[derive(Debug, Default)]
+struct BatchCounts {
+    packets_in: u64,
+    bytes_in: u64,
+    packets_out: u64,
+    bytes_out: u64,
+    send_errors: u64,
+    recv_errors: u64,
+    recv_no_buffers: u64,
+}
+
+/// The shared side of [`WorkerStats`].
+#[derive(Debug, Default)]
+struct WorkerCounters {
+    heartbeat: AtomicU64,
+    last_beat_ms: AtomicU64,
+    sessions: AtomicU64,
+    packets_in: AtomicU64,
+    bytes_in: AtomicU64,
+    packets_out: AtomicU64,
+    bytes_out: AtomicU64,
+    send_errors: AtomicU64,
+    recv_errors: AtomicU64,
+    recv_no_buffers: AtomicU64,
+    busy_nanos: AtomicU64,
+}
+
+impl WorkerCounters {
+    fn beat(&self, started: Instant) {
+        self.heartbeat.fetch_add(1, Ordering::Relaxed);
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_beat_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn add(&self, b: &BatchCounts) {
+        for (counter, n) in [
+            (&self.packets_in, b.packets_in),
+            (&self.bytes_in, b.bytes_in),
+            (&self.packets_out, b.packets_out),
+            (&self.bytes_out, b.bytes_out),
+            (&self.send_errors, b.send_errors),
+            (&self.recv_errors, b.recv_errors),
+            (&self.recv_no_buffers, b.recv_no_buffers),
+        ] {
+            if n != 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn add_busy(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn set_sessions(&self, n: usize) {
+        self.sessions.store(n as u64, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn sessions(&self) -> u64 {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    fn snapshot(&self) -> WorkerStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WorkerStats {
+            heartbeat: get(&self.heartbeat),
+            last_beat_ms: get(&self.last_beat_ms),
+            sessions: get(&self.sessions),
+            packets_in: get(&self.packets_in),
+            bytes_in: get(&self.bytes_in),
+            packets_out: get(&self.packets_out),
+            bytes_out: get(&self.bytes_out),
+            send_errors: get(&self.send_errors),
+            recv_errors: get(&self.recv_errors),
+            recv_no_buffers: get(&self.recv_no_buffers),
+            busy_nanos: get(&self.busy_nanos),
+        }
+    }
 }
 
 /// Why a handle call failed.
@@ -96,35 +297,111 @@ enum Command {
     },
 }
 
-/// The control API of a running relay; cheap to clone.
+/// The control API of a running relay; cheap to clone. The driver stops
+/// when every handle is dropped.
 #[derive(Clone)]
 pub struct RelayHandle {
-    tx: mpsc::Sender<Command>,
-    shared: Arc<Shared>,
+    inner: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Epoll {
+        tx: mpsc::Sender<Command>,
+        shared: Arc<Shared>,
+    },
+    #[cfg(target_os = "linux")]
+    Uring(Arc<uring::Driver>, IpAddr),
 }
 
 impl fmt::Debug for RelayHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bind_ip = match &self.inner {
+            Backend::Epoll { shared, .. } => shared.bind_ip,
+            #[cfg(target_os = "linux")]
+            Backend::Uring(_, ip) => *ip,
+        };
         f.debug_struct("RelayHandle")
-            .field("bind_ip", &self.shared.bind_ip)
+            .field("data_path", &self.data_path())
+            .field("workers", &self.workers())
+            .field("bind_ip", &bind_ip)
             .finish_non_exhaustive()
     }
 }
 
 impl RelayHandle {
     /// Runs `f` on the relay synchronously, for callers that must not
-    /// await (the signalling core's media hook): takes the relay's lock
-    /// (held only for packet processing elsewhere, never across I/O), then
-    /// opens and closes the sockets of the ports `f` allocated or freed
-    /// (non-blocking binds) and wakes the timer. Must be called inside the
-    /// tokio runtime the driver was spawned on (receive tasks are spawned).
+    /// await: takes the relay's lock (held only for packet processing
+    /// elsewhere, never across I/O), then opens and closes the sockets of
+    /// the ports `f` allocated or freed (non-blocking binds) and wakes the
+    /// timer. On the fallback it must be called inside the tokio runtime
+    /// the driver was spawned on (receive tasks are spawned).
+    ///
+    /// # Panics
+    /// If the relay is sharded over more than one worker
+    /// ([`spawn_sharded`]): there is no single relay, use
+    /// [`Self::with_session`].
     pub fn with_relay<R>(&self, f: impl FnOnce(&mut Relay, Instant) -> R) -> R {
-        let mut relay = self.shared.relay();
-        let r = f(&mut relay, Instant::now());
-        self.shared.settle(&mut relay);
-        drop(relay);
-        self.shared.wake.notify_one();
-        r
+        match &self.inner {
+            Backend::Epoll { shared, .. } => {
+                let mut relay = shared.relay();
+                let r = f(&mut relay, Instant::now());
+                shared.settle(&mut relay);
+                drop(relay);
+                shared.wake.notify_one();
+                r
+            }
+            #[cfg(target_os = "linux")]
+            Backend::Uring(d, _) => d.with_relay(f),
+        }
+    }
+
+    /// [`Self::with_relay`] on the relay shard that owns `session_id`; a
+    /// session not seen before is given a shard (the least loaded), which
+    /// is forgotten again if `f` leaves no such session (refused offer,
+    /// delete). `f` must only act on `session_id`. Works on every data
+    /// path and shard count.
+    pub fn with_session<R>(&self, session_id: &str, f: impl FnOnce(&mut Relay, Instant) -> R) -> R {
+        match &self.inner {
+            Backend::Epoll { .. } => self.with_relay(f),
+            #[cfg(target_os = "linux")]
+            Backend::Uring(d, _) => d
+                .with_session(session_id, true, f)
+                .expect("an assigned shard"),
+        }
+    }
+
+    /// The data path running.
+    pub fn data_path(&self) -> DataPath {
+        match &self.inner {
+            Backend::Epoll { .. } => DataPath::TokioEpoll,
+            #[cfg(target_os = "linux")]
+            Backend::Uring(..) => DataPath::IoUring,
+        }
+    }
+
+    /// Workers (relay shards); 1 on the fallback.
+    pub fn workers(&self) -> usize {
+        match &self.inner {
+            Backend::Epoll { .. } => 1,
+            #[cfg(target_os = "linux")]
+            Backend::Uring(d, _) => d.shards.len(),
+        }
+    }
+
+    /// Each worker's heartbeat ([`WorkerStats::heartbeat`]): a watchdog
+    /// sees a stuck worker as one whose count stops moving.
+    pub fn worker_heartbeats(&self) -> Vec<u64> {
+        self.worker_stats().iter().map(|w| w.heartbeat).collect()
+    }
+
+    /// Each worker's counters.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        match &self.inner {
+            Backend::Epoll { shared, .. } => vec![shared.counters.snapshot()],
+            #[cfg(target_os = "linux")]
+            Backend::Uring(d, _) => d.shards.iter().map(|s| s.counters.snapshot()).collect(),
+        }
     }
 
     /// [`Relay::offer`].
@@ -141,6 +418,11 @@ impl RelayHandle {
         sdp: &str,
         options: OfferOptions,
     ) -> Result<String, DriverError> {
+        #[cfg(target_os = "linux")]
+        if let Backend::Uring(..) = &self.inner {
+            // Brief, non-blocking work: no need for a control task.
+            return Ok(self.with_session(id, |r, now| r.offer_with(id, side, sdp, options, now))?);
+        }
         let (reply, rx) = oneshot::channel();
         self.call(
             Command::Offer {
@@ -158,6 +440,13 @@ impl RelayHandle {
 
     /// [`Relay::answer`].
     pub async fn answer(&self, id: &str, side: Side, sdp: &str) -> Result<String, DriverError> {
+        #[cfg(target_os = "linux")]
+        if let Backend::Uring(d, _) = &self.inner {
+            return d
+                .with_session(id, false, |r, now| r.answer(id, side, sdp, now))
+                .unwrap_or_else(|| Err(RelayError::UnknownSession(id.to_owned())))
+                .map_err(DriverError::Relay);
+        }
         let (reply, rx) = oneshot::channel();
         self.call(
             Command::Answer {
@@ -174,6 +463,10 @@ impl RelayHandle {
 
     /// [`Relay::delete`].
     pub async fn delete(&self, id: &str) -> Result<bool, DriverError> {
+        #[cfg(target_os = "linux")]
+        if let Backend::Uring(d, _) = &self.inner {
+            return Ok(d.with_session(id, false, |r, _| r.delete(id)) == Some(true));
+        }
         let (reply, rx) = oneshot::channel();
         let id = id.to_owned();
         self.call(Command::Delete { id, reply }, rx).await
@@ -181,13 +474,20 @@ impl RelayHandle {
 
     /// [`Relay::stats`].
     pub async fn stats(&self, id: &str) -> Result<Option<SessionStats>, DriverError> {
+        #[cfg(target_os = "linux")]
+        if let Backend::Uring(d, _) = &self.inner {
+            return Ok(d.with_session(id, false, |r, _| r.stats(id)).flatten());
+        }
         let (reply, rx) = oneshot::channel();
         let id = id.to_owned();
         self.call(Command::Stats { id, reply }, rx).await
     }
 
     async fn call<T>(&self, cmd: Command, rx: oneshot::Receiver<T>) -> Result<T, DriverError> {
-        self.tx.send(cmd).await.map_err(|_| DriverError::Stopped)?;
+        let Backend::Epoll { tx, .. } = &self.inner else {
+            return Err(DriverError::Stopped);
+        };
+        tx.send(cmd).await.map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)
     }
 }
@@ -199,6 +499,8 @@ struct Shared {
     wake: Notify,
     events: mpsc::UnboundedSender<RelayEvent>,
     bind_ip: IpAddr,
+    counters: WorkerCounters,
+    started: Instant,
 }
 
 impl Shared {
@@ -210,16 +512,21 @@ impl Shared {
         if outputs.is_empty() {
             return;
         }
+        let mut batch = BatchCounts::default();
         let sockets = self.sockets.read().unwrap_or_else(PoisonError::into_inner);
         for d in outputs.iter() {
             let Some(socket) = sockets.get(&d.local_port) else {
                 continue;
             };
+            batch.packets_out += 1;
+            batch.bytes_out += d.data.len() as u64;
             if let Err(e) = socket.try_send_to(d.data, d.to) {
                 // A full socket buffer drops the packet, as the network would.
+                batch.send_errors += 1;
                 tracing::trace!(port = d.local_port, to = %d.to, error = %e, "send failed");
             }
         }
+        self.counters.add(&batch);
     }
 
     /// Binds and closes sockets as the relay asks, and forwards events.
@@ -234,6 +541,7 @@ impl Shared {
         while let Some(event) = relay.poll_event() {
             let _ = self.events.send(event);
         }
+        self.counters.set_sessions(relay.session_count());
     }
 
     fn open(self: &Arc<Self>, port: u16) {
@@ -271,26 +579,159 @@ impl Shared {
     }
 }
 
-fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+/// A non-blocking std UDP socket bound to `addr`.
+fn bind_std(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let socket = std::net::UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
-    UdpSocket::from_std(socket)
+    Ok(socket)
 }
 
-/// Starts the driver on the current tokio runtime. Returns the control
-/// handle and the events signalling acts on ([`RelayEvent::Timeout`]...).
+fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_std(addr)?)
+}
+
+/// Starts the driver for one relay: on io_uring (when [`choose_data_path`]
+/// picks it) as a single worker owning `relay`, else on the fallback,
+/// both on the current tokio runtime's side. Returns the control handle
+/// and the events signalling acts on ([`RelayEvent::Timeout`]...).
 /// Sockets bind to `bind_ip` (e.g. `0.0.0.0`) on the relay's ports. The
-/// driver stops when every handle is dropped.
+/// driver stops when every handle is dropped. [`spawn_sharded`] spreads
+/// sessions over several workers.
 pub fn spawn(relay: Relay, bind_ip: IpAddr) -> (RelayHandle, mpsc::UnboundedReceiver<RelayEvent>) {
-    let path = choose_data_path();
-    let ports = relay.config().ports.clone();
+    let rings = prepare_rings(choose_data_path(), 1);
+    start(vec![relay], bind_ip, rings)
+}
+
+/// Starts the driver with the relay sharded over workers: each shard is a
+/// [`Relay`] made from `config` with its own slice of `config.ports` (so
+/// allocations never collide) and a copy of `cert`. The fallback runs one
+/// relay over the whole range. Must be called inside a tokio runtime (the
+/// fallback's tasks, and the event channel's consumer).
+pub fn spawn_sharded(
+    config: RelayConfig,
+    cert: DtlsCertificate,
+    bind_ip: IpAddr,
+    options: DriverOptions,
+) -> (RelayHandle, mpsc::UnboundedReceiver<RelayEvent>) {
+    let path = match options.data_path {
+        Some(p) => usable(p),
+        None => choose_data_path(),
+    };
+    let workers = options.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut ranges = split_ports(&config.ports, workers.max(1));
+    let rings = prepare_rings(path, ranges.len());
+    if rings.is_none() {
+        ranges = vec![config.ports.clone()];
+    }
+    let relays = ranges
+        .into_iter()
+        .map(|ports| {
+            let mut c = config.clone();
+            c.ports = ports;
+            Relay::new(c, cert.clone())
+        })
+        .collect();
+    start(relays, bind_ip, rings)
+}
+
+/// Splits a port range into at most `n` disjoint sub-ranges, each starting
+/// on an even port so RTP/RTCP pairs stay within one.
+fn split_ports(range: &RangeInclusive<u16>, n: usize) -> Vec<RangeInclusive<u16>> {
+    let (start, end) = (u32::from(*range.start()), u32::from(*range.end()));
+    let first = start + start % 2;
+    if end < first + 1 || n <= 1 {
+        return vec![range.clone()];
+    }
+    let span = end - first + 1;
+    let pairs = span / 2;
+    let n = (n as u32).min(pairs);
+    (0..n)
+        .map(|i| {
+            let lo = if i == 0 {
+                start
+            } else {
+                first + 2 * (i * pairs / n)
+            };
+            let hi = if i + 1 == n {
+                end
+            } else {
+                first + 2 * ((i + 1) * pairs / n) - 1
+            };
+            lo as u16..=hi as u16
+        })
+        .collect()
+}
+
+/// The io_uring rings of the workers, set up before any thread starts.
+#[cfg(target_os = "linux")]
+type Rings = Vec<uring::Prepared>;
+#[cfg(not(target_os = "linux"))]
+type Rings = std::convert::Infallible;
+
+/// Rings for `n` workers if `path` is io_uring and they can be set up.
+fn prepare_rings(path: DataPath, n: usize) -> Option<Rings> {
+    if path != DataPath::IoUring {
+        return None;
+    }
+    #[cfg(target_os = "linux")]
+    match uring::prepare(n) {
+        Ok(rings) => Some(rings),
+        Err(e) => {
+            tracing::warn!(error = %e, "io_uring setup failed: using the epoll data path");
+            None
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = n;
+        None
+    }
+}
+
+/// Runs `relays` on io_uring workers given `rings` (one each), else the
+/// single relay on the fallback.
+fn start(
+    relays: Vec<Relay>,
+    bind_ip: IpAddr,
+    rings: Option<Rings>,
+) -> (RelayHandle, mpsc::UnboundedReceiver<RelayEvent>) {
+    let started = Instant::now();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let advertised = relays[0].config().advertised_ip;
+    #[cfg(target_os = "linux")]
+    if let Some(rings) = rings {
+        let ports: Vec<_> = relays.iter().map(|r| r.config().ports.clone()).collect();
+        tracing::info!(
+            data_path = %DataPath::IoUring,
+            workers = relays.len(),
+            recv_buffers = uring::RECV_BUFFERS,
+            send_slots = uring::SEND_SLOTS,
+            ports = ?ports,
+            advertised = %advertised,
+            "media relay started"
+        );
+        let d = uring::Driver::start(relays, rings, bind_ip, events_tx, started);
+        let handle = RelayHandle {
+            inner: Backend::Uring(Arc::new(d), bind_ip),
+        };
+        return (handle, events_rx);
+    }
+    #[cfg(not(target_os = "linux"))]
+    if let Some(never) = rings {
+        match never {}
+    }
+    let mut relays = relays;
+    assert_eq!(relays.len(), 1, "the fallback runs one relay");
+    let relay = relays.pop().expect("one relay");
     tracing::info!(
-        data_path = %path,
-        ports = ?ports,
-        advertised = %relay.config().advertised_ip,
+        data_path = %DataPath::TokioEpoll,
+        workers = 1,
+        ports = ?relay.config().ports,
+        advertised = %advertised,
         "media relay started"
     );
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (tx, rx) = mpsc::channel(256);
     let shared = Arc::new(Shared {
         relay: Mutex::new(relay),
@@ -299,13 +740,16 @@ pub fn spawn(relay: Relay, bind_ip: IpAddr) -> (RelayHandle, mpsc::UnboundedRece
         wake: Notify::new(),
         events: events_tx,
         bind_ip,
+        counters: WorkerCounters::default(),
+        started,
     });
-    match path {
-        DataPath::TokioEpoll => {
-            tokio::spawn(control(shared.clone(), rx));
-        } // IO_URING: start the io_uring workers here instead.
-    }
-    (RelayHandle { tx, shared }, events_rx)
+    tokio::spawn(control(shared.clone(), rx));
+    (
+        RelayHandle {
+            inner: Backend::Epoll { tx, shared },
+        },
+        events_rx,
+    )
 }
 
 async fn control(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
@@ -358,10 +802,14 @@ async fn timer(shared: Arc<Shared>) {
             () = tokio::time::sleep_until(at.into()) => {}
             () = shared.wake.notified() => {}
         }
+        shared.counters.beat(shared.started);
+        let busy = Instant::now();
         let mut relay = shared.relay();
         let outputs = relay.handle_timeout(Instant::now());
         shared.send(outputs);
         shared.settle(&mut relay);
+        drop(relay);
+        shared.counters.add_busy(busy.elapsed());
     }
 }
 
@@ -373,22 +821,33 @@ async fn receive(shared: Arc<Shared>, port: u16, socket: Arc<UdpSocket>) {
             Err(e) => {
                 // ICMP errors surface here on some systems; keep reading.
                 tracing::debug!(port, error = %e, "receive failed");
+                shared.counters.add(&BatchCounts {
+                    recv_errors: 1,
+                    ..BatchCounts::default()
+                });
                 tokio::task::yield_now().await;
                 continue;
             }
         };
+        let busy = Instant::now();
+        shared.counters.add(&BatchCounts {
+            packets_in: 1,
+            bytes_in: len as u64,
+            ..BatchCounts::default()
+        });
         let mut relay = shared.relay();
-        let outputs = relay.handle_packet(port, from, &buf[..len], Instant::now());
+        let outputs = relay.handle_packet(port, from, &buf[..len], busy);
         shared.send(outputs);
         shared.settle(&mut relay);
+        drop(relay);
+        shared.counters.add_busy(busy.elapsed());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cert::DtlsCertificate;
-    use crate::session::{LegKind, RelayConfig};
+    use crate::session::LegKind;
     use sdp::SessionDescription;
 
     fn plain_sdp(addr: SocketAddr) -> String {
@@ -464,6 +923,38 @@ mod tests {
         // The port is closed: it can be bound again.
         tokio::time::sleep(Duration::from_millis(20)).await;
         std::net::UdpSocket::bind(relay_a).unwrap();
+    }
+
+    #[test]
+    fn port_range_splits_into_even_aligned_shards() {
+        assert_eq!(split_ports(&(30000..=39999), 1), vec![30000..=39999]);
+        assert_eq!(
+            split_ports(&(30000..=39999), 4),
+            vec![30000..=32499, 32500..=34999, 35000..=37499, 37500..=39999]
+        );
+        // Uneven: every shard starts on an even port and the last takes
+        // what is left.
+        let parts = split_ports(&(30001..=30020), 3);
+        assert_eq!(parts, vec![30001..=30007, 30008..=30013, 30014..=30020]);
+        // Fewer pairs than workers: one shard per pair.
+        assert_eq!(split_ports(&(100..=103), 8), vec![100..=101, 102..=103]);
+        for parts in [
+            split_ports(&(1000..=1999), 7),
+            split_ports(&(1001..=1998), 3),
+        ] {
+            for w in parts.windows(2) {
+                assert_eq!(*w[0].end() + 1, *w[1].start());
+                assert_eq!(w[1].start() % 2, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn data_path_names() {
+        assert_eq!("epoll".parse(), Ok(DataPath::TokioEpoll));
+        assert_eq!("io_uring".parse(), Ok(DataPath::IoUring));
+        assert_eq!(" IO-URING ".parse(), Ok(DataPath::IoUring));
+        assert!("kqueue".parse::<DataPath>().is_err());
     }
 
     /// The synchronous accessor opens the ports the relay allocates and

@@ -27,14 +27,13 @@
 //! - **I/O.** The protocol code stays free of sockets and clocks: it is fed
 //!   datagrams, source addresses and the current time, and returns what to
 //!   send, so it is tested without a network and works under any backend.
-//!   [`driver`] is the tokio (epoll) fallback: a socket and receive task
-//!   per port, a timer task, and [`driver::RelayHandle`] with async
-//!   control methods and [`driver::RelayHandle::with_relay`], the
-//!   synchronous access the signalling core's media hook uses (callgate's
-//!   `[media] relay = true`). The io_uring backend (worker threads each owning a
-//!   share of the sessions, multishot receive into registered buffers,
-//!   batched sends) is still to come; `driver.rs` marks where it plugs in
-//!   (`IO_URING`).
+//!   [`driver`] runs it: on io_uring, worker threads (one per core by
+//!   default) each own a shard of the sessions, their sockets, a multishot
+//!   `RecvMsg` per port on a provided-buffer ring and batched `SendMsg`;
+//!   where io_uring is unavailable, a tokio (epoll) fallback with a socket
+//!   and receive task per port. [`driver::RelayHandle`] has async control
+//!   methods and [`driver::RelayHandle::with_session`], the synchronous
+//!   access the signalling core's media hook uses.
 //!
 //! # Modules
 //!
@@ -60,13 +59,13 @@
 //! - [`rtp`]: the RTP/RTCP fields the packet path reads: payload type,
 //!   SSRC, header extensions (BUNDLE MID), RTCP reception reports.
 //! - [`session`]: the sans-IO relay engine described above.
-//! - [`driver`]: the tokio UDP driver.
+//! - [`driver`]: the io_uring workers and the tokio UDP fallback.
 //!
 //! # Not done yet
 //!
-//! - **io_uring data path** and sharding sessions over worker threads; the
-//!   fallback driver serialises everything behind one lock and wakes its
-//!   timer at least every 100 ms.
+//! - **Workers are not pinned** to CPUs and socket receive buffers keep the
+//!   kernel default; the fallback driver serialises everything behind one
+//!   lock.
 //! - **Timers scale linearly**: [`Relay::poll_timeout`] and
 //!   [`Relay::handle_timeout`] scan every session; a timer wheel or heap
 //!   is needed for thousands of calls.

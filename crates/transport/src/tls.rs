@@ -133,32 +133,6 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generates_once_then_reuses() {
-        let dir = tempfile::tempdir().unwrap();
-        let (c, k) = ensure_certificate(dir.path(), None, &["gw.example".into()]).unwrap();
-        let first = std::fs::read(&c).unwrap();
-        server_config(&c, &k).unwrap();
-        let (c2, _) = ensure_certificate(dir.path(), None, &[]).unwrap();
-        assert_eq!(std::fs::read(c2).unwrap(), first);
-    }
-
-    #[test]
-    fn missing_file_is_named() {
-        let e = server_config(
-            Path::new("/nonexistent/c.pem"),
-            Path::new("/nonexistent/k.pem"),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("/nonexistent/c.pem"), "{e}");
-    }
-}
-
 /// The rustls client configuration for outgoing TLS (trunks): the Mozilla
 /// root store bundled with the binary (an appliance image need not carry
 /// the system CA bundle), plus the certificates in `extra_ca` (PEM) for
@@ -187,4 +161,30 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_then_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = ensure_certificate(dir.path(), None, &["gw.example".into()]).unwrap();
+        let first = std::fs::read(&c).unwrap();
+        server_config(&c, &k).unwrap();
+        let (c2, _) = ensure_certificate(dir.path(), None, &[]).unwrap();
+        assert_eq!(std::fs::read(c2).unwrap(), first);
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = server_config(
+            Path::new("/nonexistent/c.pem"),
+            Path::new("/nonexistent/k.pem"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("/nonexistent/c.pem"), "{e}");
+    }
 }
