@@ -22,134 +22,37 @@
 //! Digest authentication is done with `sip::digest` against the challenges
 //! the server sends (SHA-256 and MD5 by default); both algorithms are used.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use sip::digest::{self, Algorithm, Secret};
-use std::fs::OpenOptions;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
-use tokio::time::{sleep, timeout, timeout_at, Instant};
+mod common;
 
-const DOMAIN: &str = "example.com";
-/// How long a response that must come may take (the machine is shared).
-const ANSWER_WAIT: Duration = Duration::from_secs(3);
+use common::{
+    api, free_tcp_port, free_udp_port, json, rand_tag, run_with_config, Answer, Head, Ready,
+    Response, Site, DOMAIN, SIP_WAIT,
+};
+use sip::digest::{self, Algorithm, Secret};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::time::{sleep, timeout_at, Instant};
+
 /// How soon a user change made beside the running server must apply.
 const RELOAD_WAIT: Duration = Duration::from_secs(3);
 
+/// A site with these users (name, password), up once a UDP OPTIONS gets
+/// its 200; API requests get as long as SIP requests.
+fn site(users: &[(&str, &str)]) -> Site {
+    let users: String = users
+        .iter()
+        .map(|(n, p)| format!("[[users]]\nname = \"{n}\"\npassword = \"{p}\"\n"))
+        .collect();
+    let mut site = Site::new(&users);
+    site.ready = Ready::SipOptions;
+    site.api_wait = SIP_WAIT;
+    site
+}
+
 // ---------------------------------------------------------------------------
-// A minimal SIP reader, independent of the implementation under test
+// Digest answers
 // ---------------------------------------------------------------------------
-
-/// Start line and unfolded headers (names lower-cased, compact forms
-/// expanded) of a message.
-#[derive(Debug, Clone)]
-struct Head {
-    start: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn parse(raw: &[u8]) -> Head {
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .unwrap_or(raw.len());
-        let text = String::from_utf8_lossy(&raw[..end]);
-        let mut lines = text.split("\r\n");
-        let start = lines.next().unwrap_or_default().to_owned();
-        let mut headers: Vec<(String, String)> = Vec::new();
-        for line in lines {
-            if line.starts_with([' ', '\t']) {
-                if let Some(last) = headers.last_mut() {
-                    last.1.push(' ');
-                    last.1.push_str(line.trim());
-                }
-                continue;
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let name = match name.trim().to_ascii_lowercase().as_str() {
-                "i" => "call-id".to_owned(),
-                "v" => "via".to_owned(),
-                "f" => "from".to_owned(),
-                "t" => "to".to_owned(),
-                "m" => "contact".to_owned(),
-                "l" => "content-length".to_owned(),
-                other => other.to_owned(),
-            };
-            headers.push((name, value.trim().to_owned()));
-        }
-        Head { start, headers }
-    }
-
-    fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.all(name).next()
-    }
-
-    fn method(&self) -> &str {
-        self.start.split_whitespace().next().unwrap_or("")
-    }
-
-    fn request_uri(&self) -> &str {
-        self.start.split_whitespace().nth(1).unwrap_or("")
-    }
-}
-
-/// A response as received.
-#[derive(Debug, Clone)]
-struct Response {
-    status: u16,
-    reason: String,
-    head: Head,
-}
-
-impl Response {
-    fn parse(raw: &[u8]) -> Option<Response> {
-        let head = Head::parse(raw);
-        let mut it = head.start.splitn(3, ' ');
-        if it.next()? != "SIP/2.0" {
-            return None;
-        }
-        let status = it.next()?.parse().ok()?;
-        let reason = it.next().unwrap_or("").to_owned();
-        Some(Response {
-            status,
-            reason,
-            head,
-        })
-    }
-
-    fn is_for(&self, call_id: &str, cseq: u32, method: &str) -> bool {
-        self.head.get("call-id") == Some(call_id)
-            && self
-                .head
-                .get("cseq")
-                .map(|c| c.split_whitespace().collect::<Vec<_>>())
-                == Some(vec![&cseq.to_string(), method])
-    }
-}
-
-impl std::fmt::Display for Response {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.reason)
-    }
-}
 
 /// The credentials answering the challenge of `algorithm` among the
 /// `header` values of `r`.
@@ -180,17 +83,6 @@ fn answer_challenge(
         1,
     )
     .expect("authorize")
-}
-
-/// Distinct enough for tags, branches and Call-IDs within a run.
-fn rand_tag() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    (t << 16) ^ N.fetch_add(1, Ordering::Relaxed)
 }
 
 // ---------------------------------------------------------------------------
@@ -261,7 +153,7 @@ impl Phone {
 
     /// The final response to the request (Call-ID, CSeq, method).
     async fn final_response(&self, call_id: &str, cseq: u32, method: &str) -> Option<Response> {
-        let until = Instant::now() + ANSWER_WAIT;
+        let until = Instant::now() + SIP_WAIT;
         while let Some((data, _)) = self.recv(until).await {
             if let Some(r) = Response::parse(&data) {
                 if r.status >= 200 && r.is_for(call_id, cseq, method) {
@@ -352,417 +244,13 @@ async fn register_until(
 }
 
 // ---------------------------------------------------------------------------
-// The server process
-// ---------------------------------------------------------------------------
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free TCP port")
-        .port()
-}
-
-/// A configuration and data dir that server processes are started on, one
-/// after the other.
-struct Site {
-    dir: tempfile::TempDir,
-    udp: SocketAddr,
-    admin: SocketAddr,
-    /// `[[users]]` tables of the configuration.
-    users: String,
-}
-
-impl Site {
-    fn new(users: &[(&str, &str)]) -> Site {
-        let users = users
-            .iter()
-            .map(|(n, p)| format!("[[users]]\nname = \"{n}\"\npassword = \"{p}\"\n"))
-            .collect();
-        let mut site = Site {
-            dir: tempfile::tempdir().expect("temp dir"),
-            udp: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            users,
-        };
-        site.pick_ports();
-        site
-    }
-
-    fn pick_ports(&mut self) {
-        self.udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-        self.admin = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-        let config = format!(
-            "data_dir = \"{}\"\n\
-             [sip]\n\
-             domain = \"{DOMAIN}\"\n\
-             udp = [\"{}\"]\n\
-             tcp = []\n\
-             tls = []\n\
-             wss = []\n\
-             [admin]\n\
-             listen = \"{}\"\n\
-             {}",
-            self.data_dir().display(),
-            self.udp,
-            self.admin,
-            self.users
-        );
-        std::fs::write(self.config_path(), config).expect("write config");
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.path().join("callgate.toml")
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.data_dir().join("api-token"))
-            .expect("DATA_DIR/api-token")
-            .trim()
-            .to_owned()
-    }
-
-    fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-        format!(
-            "--- stdout\n{}--- stderr\n{}",
-            read("stdout.log"),
-            read("stderr.log")
-        )
-    }
-
-    /// Runs `callgate --config FILE ARGS...` to completion (the CLI).
-    fn cli(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_callgate"))
-            .arg("--config")
-            .arg(self.config_path())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run callgate CLI");
-        assert!(
-            out.status.success(),
-            "callgate {args:?} failed with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    /// The first start: retries on other ports if one was taken meanwhile.
-    async fn start_first(&mut self) -> Server {
-        let mut last = String::new();
-        for _ in 0..3 {
-            match self.try_start().await {
-                Ok(s) => return s,
-                Err(log) => last = log,
-            }
-            self.pick_ports();
-        }
-        panic!("callgate did not come up:\n{last}");
-    }
-
-    /// A later start on the same ports and data dir.
-    async fn restart(&self) -> Server {
-        match self.try_start().await {
-            Ok(s) => s,
-            Err(log) => panic!("callgate did not come up again:\n{log}"),
-        }
-    }
-
-    async fn try_start(&self) -> Result<Server, String> {
-        let append = |f: &str| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.dir.path().join(f))
-                .expect("log file")
-        };
-        let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
-            .arg("--config")
-            .arg(self.config_path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(append("stdout.log"))
-            .stderr(append("stderr.log"))
-            .spawn()
-            .expect("spawn callgate");
-        let mut server = Server { child };
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
-        let local = sock.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut n = 0;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("exited with {status}\n{}", self.log()));
-            }
-            n += 1;
-            let call_id = format!("probe-{n}-{:x}@persistence.invalid", rand_tag());
-            let msg = format!(
-                "OPTIONS sip:{DOMAIN} SIP/2.0\r\n\
-                 Via: SIP/2.0/UDP {local};branch=z9hG4bK-probe-{n}-{:x};rport\r\n\
-                 Max-Forwards: 70\r\n\
-                 From: <sip:probe@persistence.invalid>;tag=probe{n}\r\n\
-                 To: <sip:{DOMAIN}>\r\n\
-                 Call-ID: {call_id}\r\n\
-                 CSeq: {n} OPTIONS\r\n\
-                 Content-Length: 0\r\n\r\n",
-                rand_tag()
-            );
-            let _ = sock.send_to(msg.as_bytes(), self.udp).await;
-            let until = Instant::now() + Duration::from_millis(200);
-            let mut buf = vec![0u8; 65_536];
-            while let Ok(Ok((len, _))) = timeout_at(until, sock.recv_from(&mut buf)).await {
-                if let Some(r) = Response::parse(&buf[..len]) {
-                    if r.is_for(&call_id, n, "OPTIONS") && r.status == 200 {
-                        return Ok(server);
-                    }
-                }
-            }
-        }
-        Err(format!("no 200 to OPTIONS within 20 s\n{}", self.log()))
-    }
-}
-
-struct Server {
-    child: Child,
-}
-
-impl Server {
-    /// SIGTERM, then the process must end by itself with success.
-    async fn stop(mut self, site: &Site) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(
-                        status.success(),
-                        "callgate exited with {status} after SIGTERM\n{}",
-                        site.log()
-                    );
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(50)).await,
-                _ => panic!(
-                    "callgate did not stop within 10 s of SIGTERM\n{}",
-                    site.log()
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The JSON API over HTTPS
-// ---------------------------------------------------------------------------
-
-/// Accepts exactly the certificate the server generated into its data dir
-/// (self-signed, so no chain to check), and checks handshake signatures
-/// with it as usual.
-#[derive(Debug)]
-struct PinnedCert {
-    der: CertificateDer<'static>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-fn tls_connector(cert_pem: &Path) -> tokio_rustls::TlsConnector {
-    let der = CertificateDer::from_pem_file(cert_pem)
-        .unwrap_or_else(|e| panic!("{}: {e}", cert_pem.display()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert { der, provider }))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
-/// One HTTP/1.1 request to the admin listener; status and body. The
-/// listener starts beside the SIP transports, so connecting is retried for
-/// a few seconds.
-async fn api(
-    site: &Site,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, String) {
-    let connector = tls_connector(&site.data_dir().join("tls-cert.pem"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let tcp = loop {
-        match TcpStream::connect(site.admin).await {
-            Ok(t) => break t,
-            Err(e) if Instant::now() >= deadline => {
-                panic!("admin listener {}: {e}\n{}", site.admin, site.log())
-            }
-            Err(_) => sleep(Duration::from_millis(100)).await,
-        }
-    };
-    let mut tls = timeout(
-        ANSWER_WAIT,
-        connector.connect(
-            ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into()),
-            tcp,
-        ),
-    )
-    .await
-    .expect("TLS handshake timed out")
-    .expect("TLS handshake with the admin listener");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: application/json\r\n",
-        site.admin
-    );
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() {
-        req.push_str("Content-Type: application/json\r\n");
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    tls.write_all(req.as_bytes()).await.expect("HTTP write");
-    tls.flush().await.expect("HTTP flush");
-    let mut raw = Vec::new();
-    let until = Instant::now() + ANSWER_WAIT;
-    let mut buf = [0u8; 16_384];
-    loop {
-        match timeout_at(until, tls.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break, // no close_notify counts as the end too
-            Ok(Ok(n)) => raw.extend_from_slice(&buf[..n]),
-            Err(_) => panic!(
-                "HTTP {method} {path}: no complete answer; got {:?}",
-                String::from_utf8_lossy(&raw)
-            ),
-        }
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("HTTP answer without a head: {raw:?}"));
-    let head = Head::parse(&raw[..split + 4]);
-    let status: u16 = head
-        .start
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("HTTP status line {:?}", head.start));
-    let mut payload = raw[split + 4..].to_vec();
-    if head
-        .get("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        payload = dechunk(&payload);
-    } else if let Some(len) = head.get("content-length").and_then(|l| l.parse().ok()) {
-        assert!(payload.len() >= len, "HTTP body cut short");
-        payload.truncate(len);
-    }
-    (status, String::from_utf8_lossy(&payload).into_owned())
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
-            .expect("chunk size");
-        if size == 0 {
-            break;
-        }
-        let start = eol + 2;
-        out.extend_from_slice(&data[start..start + size]);
-        data = &data[start + size + 2..];
-    }
-    out
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-// ---------------------------------------------------------------------------
 // 1. Registrations survive a restart
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
 async fn registrations_survive_a_restart() {
-    let mut site = Site::new(&[("alice", "alice-secret"), ("bob", "bob-secret-2")]);
-    let server = site.start_first().await;
+    let mut site = site(&[("alice", "alice-secret"), ("bob", "bob-secret-2")]);
+    let server = site.start().await;
 
     // alice registers (SHA-256), and the server is stopped right after the
     // 200: the binding must have reached the store by the time it exits.
@@ -843,7 +331,7 @@ async fn registrations_survive_a_restart() {
     bob.send(&invite(&bob, 2, &via2, Some(&auth))).await;
 
     // The INVITE reaches alice's socket, at her registered contact.
-    let until = Instant::now() + ANSWER_WAIT;
+    let until = Instant::now() + SIP_WAIT;
     let (raw, proxy_addr) = loop {
         let Some((data, from)) = alice.recv(until).await else {
             panic!(
@@ -897,7 +385,8 @@ async fn registrations_survive_a_restart() {
 
     // The JSON API lists the restored registration as reachable.
     let token = site.token();
-    let (status, body) = api(&site, "GET", "/api/v1/registrations", Some(&token), None).await;
+    let Answer { status, body, .. } =
+        api(&site, "GET", "/api/v1/registrations", Some(&token), None).await;
     assert_eq!(status, 200, "GET /api/v1/registrations: {body}");
     let regs = json(&body);
     let regs = regs["registrations"]
@@ -929,8 +418,8 @@ async fn registrations_survive_a_restart() {
 
 #[tokio::test]
 async fn cli_user_changes_apply_while_running() {
-    let mut site = Site::new(&[]);
-    let server = site.start_first().await;
+    let mut site = site(&[]);
+    let server = site.start().await;
 
     // Each phase polls from its own loopback address: failures before a
     // reload count towards the per-address block.
@@ -1012,44 +501,6 @@ async fn cli_user_changes_apply_while_running() {
 // 3. Bad configuration
 // ---------------------------------------------------------------------------
 
-/// Runs the binary on `config` (server mode, or `args`) and returns its exit
-/// code and stderr; it must exit by itself.
-fn run_with_config(config: &str, args: &[&str]) -> (Option<i32>, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("callgate.toml");
-    // Loopback listeners on free ports, in case it wrongly starts.
-    let base = format!("data_dir = \"{}\"\n", dir.path().join("data").display());
-    std::fs::write(&path, format!("{base}{config}")).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callgate"))
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn callgate");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("callgate accepted the bad configuration and kept running:\n{config}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(
-        !dir.path().join("data").exists(),
-        "a refused configuration must not create the data dir"
-    );
-    (status.code(), stderr)
-}
-
 #[test]
 fn bad_config_is_refused_naming_the_field() {
     let listeners = format!(
@@ -1083,7 +534,7 @@ fn bad_config_is_refused_naming_the_field() {
         } else {
             format!("{bad}{listeners}")
         };
-        let (code, stderr) = run_with_config(&config, args);
+        let (code, stderr, created) = run_with_config(&config, args);
         assert!(
             code.is_some_and(|c| c != 0),
             "exit code {code:?} for {bad:?} (args {args:?}); stderr: {stderr}"
@@ -1091,6 +542,10 @@ fn bad_config_is_refused_naming_the_field() {
         assert!(
             stderr.contains(field),
             "stderr must name `{field}` for {bad:?} (args {args:?}): {stderr}"
+        );
+        assert!(
+            !created,
+            "a refused configuration must not create the data dir"
         );
     }
 }
@@ -1101,8 +556,8 @@ fn bad_config_is_refused_naming_the_field() {
 
 #[tokio::test]
 async fn api_creates_users_and_wants_the_token() {
-    let mut site = Site::new(&[]);
-    let server = site.start_first().await;
+    let mut site = site(&[]);
+    let server = site.start().await;
     let token = site.token();
     assert!(token.len() >= 16, "API token {token:?}");
     assert!(
@@ -1110,27 +565,30 @@ async fn api_creates_users_and_wants_the_token() {
         "the token is printed at first start"
     );
 
-    let body = r#"{"name":"dave","password":"dave-api-secret","extension":"3001"}"#;
-    let (status, answer) = api(&site, "POST", "/api/v1/users", None, Some(body)).await;
-    assert_eq!(status, 401, "no token: {answer}");
+    let new_user = r#"{"name":"dave","password":"dave-api-secret","extension":"3001"}"#;
+    let Answer { status, body, .. } =
+        api(&site, "POST", "/api/v1/users", None, Some(new_user)).await;
+    assert_eq!(status, 401, "no token: {body}");
     let last = if token.ends_with('x') { 'y' } else { 'x' };
     let wrong = format!("{}{last}", &token[..token.len() - 1]);
-    let (status, answer) = api(&site, "POST", "/api/v1/users", Some(&wrong), Some(body)).await;
-    assert_eq!(status, 401, "wrong token: {answer}");
-    let (status, answer) = api(&site, "GET", "/api/v1/registrations", None, None).await;
-    assert_eq!(status, 401, "no token on registrations: {answer}");
+    let Answer { status, body, .. } =
+        api(&site, "POST", "/api/v1/users", Some(&wrong), Some(new_user)).await;
+    assert_eq!(status, 401, "wrong token: {body}");
+    let Answer { status, body, .. } = api(&site, "GET", "/api/v1/registrations", None, None).await;
+    assert_eq!(status, 401, "no token on registrations: {body}");
 
     // Nothing was created by the refused requests.
     let mut dave = Phone::new("dave", Ipv4Addr::new(127, 0, 0, 5), site.udp).await;
     let r = dave.register("dave-api-secret", Algorithm::Sha256).await;
     assert_eq!(r.status, 403, "dave before creation: {r}");
 
-    let (status, answer) = api(&site, "POST", "/api/v1/users", Some(&token), Some(body)).await;
-    assert_eq!(status, 201, "POST /api/v1/users: {answer}");
-    let created = json(&answer);
+    let Answer { status, body, .. } =
+        api(&site, "POST", "/api/v1/users", Some(&token), Some(new_user)).await;
+    assert_eq!(status, 201, "POST /api/v1/users: {body}");
+    let created = json(&body);
     assert_eq!(created["name"], "dave");
     assert_eq!(created["extension"], "3001");
-    assert!(!answer.contains("ha1"), "never shows the HA1: {answer}");
+    assert!(!body.contains("ha1"), "never shows the HA1: {body}");
 
     let mut dave = Phone::new("dave", Ipv4Addr::new(127, 0, 0, 6), site.udp).await;
     let (r, took) = register_until(&mut dave, "dave-api-secret", Algorithm::Md5, |r| {
@@ -1144,16 +602,18 @@ async fn api_creates_users_and_wants_the_token() {
         site.log()
     );
 
-    let (status, answer) = api(&site, "GET", "/api/v1/users?q=dave", Some(&token), None).await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(json(&answer)["total"], 1, "{answer}");
-    let (status, answer) = api(&site, "GET", "/api/v1/registrations", Some(&token), None).await;
-    assert_eq!(status, 200, "{answer}");
+    let Answer { status, body, .. } =
+        api(&site, "GET", "/api/v1/users?q=dave", Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["total"], 1, "{body}");
+    let Answer { status, body, .. } =
+        api(&site, "GET", "/api/v1/registrations", Some(&token), None).await;
+    assert_eq!(status, 200, "{body}");
     assert!(
-        json(&answer)["registrations"]
+        json(&body)["registrations"]
             .as_array()
             .is_some_and(|a| a.iter().any(|r| r["aor"] == format!("sip:dave@{DOMAIN}"))),
-        "dave's registration listed: {answer}"
+        "dave's registration listed: {body}"
     );
 
     server.stop(&site).await;

@@ -22,18 +22,15 @@
 //! [`KNOWN_DEVIATIONS`]: the test still checks the RFC expectation for them,
 //! reports them, and fails once a deviation is fixed so the entry goes too.
 
+mod common;
+
+use common::{find, probe, tls_connector, Head, Ready, Response, Server, Site, DOMAIN, SIP_WAIT};
 use futures_util::{SinkExt, StreamExt};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
@@ -44,9 +41,6 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
-const DOMAIN: &str = "example.com";
-/// How long a response that must come may take (the machine is shared).
-const ANSWER_WAIT: Duration = Duration::from_secs(3);
 /// How long to listen before concluding that nothing comes back.
 const SILENCE_WAIT: Duration = Duration::from_millis(500);
 
@@ -215,142 +209,33 @@ fn torture_message(name: &str) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------
-// A minimal SIP reader, independent of the implementation under test
+// Matching requests and responses (the SIP reader is in `common`)
 // ---------------------------------------------------------------------------
 
-/// Start line and unfolded headers (names lower-cased, compact forms
-/// expanded) of a message.
-#[derive(Debug, Clone)]
-struct Head {
-    start: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn parse(raw: &[u8]) -> Head {
-        let end = find(raw, b"\r\n\r\n").unwrap_or(raw.len());
-        let text = String::from_utf8_lossy(&raw[..end]);
-        let mut lines = text.split("\r\n");
-        let start = lines.next().unwrap_or_default().to_owned();
-        let mut headers: Vec<(String, String)> = Vec::new();
-        for line in lines {
-            if line.starts_with([' ', '\t']) {
-                if let Some(last) = headers.last_mut() {
-                    last.1.push(' ');
-                    last.1.push_str(line.trim());
-                }
-                continue;
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let name = name.trim().to_ascii_lowercase();
-            let name = match name.as_str() {
-                "i" => "call-id",
-                "v" => "via",
-                "f" => "from",
-                "t" => "to",
-                "m" => "contact",
-                "l" => "content-length",
-                "c" => "content-type",
-                "k" => "supported",
-                "s" => "subject",
-                other => other,
-            }
-            .to_owned();
-            headers.push((name, value.trim().to_owned()));
-        }
-        Head { start, headers }
+/// Server transaction key of an RFC 3261 request (branch, sent-by,
+/// method with ACK folded onto INVITE), `None` for RFC 2543 requests,
+/// which are matched on Call-ID and CSeq among others and so cannot
+/// collide here.
+fn transaction_key(head: &Head) -> Option<String> {
+    let via = head.get("via")?;
+    let first = via.split(',').next()?;
+    let mut parts = first.split(';');
+    let sent = parts.next()?;
+    let sent_by = sent.split_whitespace().last()?.to_ascii_lowercase();
+    let branch = parts.find_map(|p| {
+        let (n, v) = p.split_once('=')?;
+        n.trim()
+            .eq_ignore_ascii_case("branch")
+            .then(|| v.trim().to_owned())
+    })?;
+    if !branch.starts_with("z9hG4bK") {
+        return None;
     }
-
-    fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.all(name).next()
-    }
-
-    fn method(&self) -> &str {
-        self.start.split_whitespace().next().unwrap_or("")
-    }
-
-    fn cseq_normalized(&self) -> Option<String> {
-        self.get("cseq")
-            .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
-    }
-
-    /// Server transaction key of an RFC 3261 request (branch, sent-by,
-    /// method with ACK folded onto INVITE), `None` for RFC 2543 requests,
-    /// which are matched on Call-ID and CSeq among others and so cannot
-    /// collide here.
-    fn transaction_key(&self) -> Option<String> {
-        let via = self.get("via")?;
-        let first = via.split(',').next()?;
-        let mut parts = first.split(';');
-        let sent = parts.next()?;
-        let sent_by = sent.split_whitespace().last()?.to_ascii_lowercase();
-        let branch = parts.find_map(|p| {
-            let (n, v) = p.split_once('=')?;
-            n.trim()
-                .eq_ignore_ascii_case("branch")
-                .then(|| v.trim().to_owned())
-        })?;
-        if !branch.starts_with("z9hG4bK") {
-            return None;
-        }
-        let method = match self.method() {
-            "ACK" => "INVITE",
-            m => m,
-        };
-        Some(format!("{branch}|{sent_by}|{method}"))
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// A response as received.
-#[derive(Debug, Clone)]
-struct Response {
-    status: u16,
-    head: Head,
-}
-
-impl Response {
-    fn parse(raw: &[u8]) -> Option<Response> {
-        let head = Head::parse(raw);
-        let mut it = head.start.splitn(3, ' ');
-        if it.next()? != "SIP/2.0" {
-            return None;
-        }
-        let code = it.next()?;
-        if code.len() != 3 {
-            return None;
-        }
-        let status = code.parse().ok()?;
-        Some(Response { status, head })
-    }
-
-    fn call_id(&self) -> Option<&str> {
-        self.head.get("call-id")
-    }
-
-    fn summary(&self) -> String {
-        let mut reason = self
-            .head
-            .start
-            .splitn(3, ' ')
-            .nth(2)
-            .unwrap_or("")
-            .to_owned();
-        reason.truncate(40);
-        format!("{} {reason}", self.status)
-    }
+    let method = match head.method() {
+        "ACK" => "INVITE",
+        m => m,
+    };
+    Some(format!("{branch}|{sent_by}|{method}"))
 }
 
 /// How a request's responses are recognised: its Call-ID(s), or its CSeq
@@ -390,177 +275,19 @@ fn ack_for(request: &Head, response: &Response) -> Option<Vec<u8>> {
     Some(m.into_bytes())
 }
 
-/// An OPTIONS to the gateway itself, which must always get a 200.
-fn probe(n: u32, transport: &str, local: &str) -> (String, Vec<u8>) {
-    let call_id = format!("probe-{n}-{}@torture.invalid", std::process::id());
-    let msg = format!(
-        "OPTIONS sip:{DOMAIN} SIP/2.0\r\n\
-         Via: SIP/2.0/{transport} {local};branch=z9hG4bK-probe-{n};rport\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:probe@torture.invalid>;tag=probe{n}\r\n\
-         To: <sip:{DOMAIN}>\r\n\
-         Call-ID: {call_id}\r\n\
-         CSeq: {n} OPTIONS\r\n\
-         Content-Length: 0\r\n\r\n"
-    );
-    (call_id, msg.into_bytes())
-}
-
 // ---------------------------------------------------------------------------
 // The server process
 // ---------------------------------------------------------------------------
 
-struct Server {
-    child: Child,
-    dir: tempfile::TempDir,
-    udp: SocketAddr,
-    tcp: SocketAddr,
-    wss: SocketAddr,
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free UDP port")
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free TCP port")
-        .port()
-}
-
-impl Server {
-    /// Starts the binary and waits until a UDP OPTIONS gets its 200.
-    /// Retries with other ports if one was taken in between.
-    async fn start() -> Server {
-        let mut last_log = String::new();
-        for _ in 0..3 {
-            match Server::try_start().await {
-                Ok(s) => return s,
-                Err(log) => last_log = log,
-            }
-        }
-        panic!("callgate did not come up:\n{last_log}");
-    }
-
-    async fn try_start() -> Result<Server, String> {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-        let tcp = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-        let wss = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-        let data = dir.path().join("data");
-        let config = format!(
-            "data_dir = \"{}\"\n\
-             [sip]\n\
-             domain = \"{DOMAIN}\"\n\
-             udp = [\"{udp}\"]\n\
-             tcp = [\"{tcp}\"]\n\
-             tls = []\n\
-             wss = [\"{wss}\"]\n\
-             [admin]\n\
-             listen = \"127.0.0.1:0\"\n\
-             [[users]]\n\
-             name = \"user\"\n\
-             password = \"torture-secret\"\n",
-            data.display()
-        );
-        let config_path = dir.path().join("callgate.toml");
-        std::fs::write(&config_path, config).expect("write config");
-        let out = std::fs::File::create(dir.path().join("stdout.log")).expect("log file");
-        let err = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info,transport=debug")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn callgate");
-        let mut server = Server {
-            child,
-            dir,
-            udp,
-            tcp,
-            wss,
-        };
-        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
-        let local = sock.local_addr().unwrap().to_string();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut n = 0;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("exited with {status}\n{}", server.log()));
-            }
-            n += 1;
-            let (call_id, msg) = probe(n, "UDP", &local);
-            let _ = sock.send_to(&msg, udp).await;
-            let until = Instant::now() + Duration::from_millis(200);
-            let mut buf = vec![0u8; 65_536];
-            while let Ok(Ok((len, _))) = timeout_at(until, sock.recv_from(&mut buf)).await {
-                if let Some(r) = Response::parse(&buf[..len]) {
-                    if r.call_id() == Some(call_id.as_str()) && r.status == 200 {
-                        return Ok(server);
-                    }
-                }
-            }
-        }
-        Err(format!("no 200 to OPTIONS within 20 s\n{}", server.log()))
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Its stdout and stderr so far.
-    fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-        format!(
-            "--- stdout\n{}--- stderr\n{}",
-            read("stdout.log"),
-            read("stderr.log")
-        )
-    }
-
-    fn cert_path(&self) -> PathBuf {
-        self.dir.path().join("data/tls-cert.pem")
-    }
-
-    /// SIGTERM, then the process must end by itself with success.
-    async fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    assert!(
-                        status.success(),
-                        "callgate exited with {status} after SIGTERM\n{}",
-                        self.log()
-                    );
-                    return;
-                }
-                Ok(None) if Instant::now() < deadline => sleep(Duration::from_millis(50)).await,
-                _ => panic!(
-                    "callgate did not stop within 10 s of SIGTERM\n{}",
-                    self.log()
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Starts the binary on a fresh site with the user `user` and SIP over UDP,
+/// TCP and WSS, and waits until a UDP OPTIONS gets its 200.
+async fn start() -> (Site, Server) {
+    let mut site =
+        Site::with_streams("[[users]]\nname = \"user\"\npassword = \"torture-secret\"\n");
+    site.ready = Ready::SipOptions;
+    site.rust_log = "info,transport=debug";
+    let server = site.start().await;
+    (site, server)
 }
 
 // ---------------------------------------------------------------------------
@@ -574,81 +301,6 @@ enum Recv {
     Closed(String),
 }
 
-/// Accepts exactly the certificate the server generated into its data dir
-/// (self-signed, so no chain to check), and checks handshake signatures
-/// with it as usual.
-#[derive(Debug)]
-struct PinnedCert {
-    der: CertificateDer<'static>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-fn tls_connector(cert_pem: &Path) -> tokio_rustls::TlsConnector {
-    let der = CertificateDer::from_pem_file(cert_pem)
-        .unwrap_or_else(|e| panic!("{}: {e}", cert_pem.display()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCert { der, provider }))
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-}
-
 type Wss = WebSocketStream<TlsStream<TcpStream>>;
 
 /// TLS to the WSS listener, then the WebSocket upgrade offering
@@ -659,7 +311,8 @@ async fn wss_connect(
     protocols: Option<&str>,
 ) -> Result<Wss, WsError> {
     let tcp = TcpStream::connect(addr).await.map_err(WsError::Io)?;
-    let tls = tls_connector(cert_pem)
+    let tls = tls_connector(cert_pem, &[])
+        .unwrap_or_else(|e| panic!("{e}"))
         .connect(ServerName::IpAddress(addr.ip().into()), tcp)
         .await
         .map_err(WsError::Io)?;
@@ -704,20 +357,20 @@ enum Chan {
 }
 
 impl Chan {
-    async fn open(server: &Server, wss: bool) -> Chan {
+    async fn open(site: &Site, wss: bool) -> Chan {
         if wss {
-            let ws = wss_connect(server.wss, &server.cert_path(), Some("sip"))
+            let ws = wss_connect(site.wss(), &site.cert_path(), Some("sip"))
                 .await
-                .unwrap_or_else(|e| panic!("WSS connect: {e}\n{}", server.log()));
+                .unwrap_or_else(|e| panic!("WSS connect: {e}\n{}", site.log()));
             Chan::Wss {
                 ws: Some(Box::new(ws)),
-                server: server.wss,
-                cert: server.cert_path(),
+                server: site.wss(),
+                cert: site.cert_path(),
             }
         } else {
             Chan::Udp {
                 sock: UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP"),
-                server: server.udp,
+                server: site.udp,
             }
         }
     }
@@ -815,6 +468,7 @@ impl Chan {
 /// 17.2.3 a retransmission of the first and gets the first one's response.
 struct Slot {
     server: Server,
+    site: Site,
     chan: Chan,
     keys: HashSet<String>,
 }
@@ -902,17 +556,18 @@ async fn run_rfc4475(wss: bool) {
         let raw = torture_message(case.name);
         let head = Head::parse(&raw);
         let id = RequestId::of(&head);
-        let key = head.transaction_key();
+        let key = transaction_key(&head);
         let slot_index = match slots
             .iter()
             .position(|s| key.as_ref().is_none_or(|k| !s.keys.contains(k)))
         {
             Some(i) => i,
             None => {
-                let server = Server::start().await;
-                let chan = Chan::open(&server, wss).await;
+                let (site, server) = start().await;
+                let chan = Chan::open(&site, wss).await;
                 slots.push(Slot {
                     server,
+                    site,
                     chan,
                     keys: HashSet::new(),
                 });
@@ -926,7 +581,7 @@ async fn run_rfc4475(wss: bool) {
 
         slot.chan.send(&raw).await;
         let wait = match case.expect {
-            Final(_) => ANSWER_WAIT,
+            Final(_) => SIP_WAIT,
             Silence => SILENCE_WAIT,
         };
         let until = Instant::now() + wait;
@@ -992,7 +647,7 @@ async fn run_rfc4475(wss: bool) {
         let (probe_call_id, probe_msg) =
             probe(probe_n, slot.chan.transport(), &slot.chan.via_host());
         slot.chan.send(&probe_msg).await;
-        let until = Instant::now() + ANSWER_WAIT;
+        let until = Instant::now() + SIP_WAIT;
         let mut probe_ok = false;
         loop {
             match slot.chan.recv(until).await {
@@ -1018,7 +673,7 @@ async fn run_rfc4475(wss: bool) {
             panic!(
                 "after {} the server no longer answers OPTIONS with 200 (process alive: {alive})\n{}",
                 case.name,
-                slot.server.log()
+                slot.site.log()
             );
         }
 
@@ -1114,7 +769,7 @@ async fn run_rfc4475(wss: bool) {
 
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.problem.is_some()).collect();
     for slot in slots {
-        slot.server.stop().await;
+        slot.server.stop(&slot.site).await;
     }
     assert!(
         failed.is_empty(),
@@ -1139,10 +794,10 @@ async fn rfc4475_over_wss() {
 
 #[tokio::test]
 async fn wss_upgrade_without_sip_subprotocol_is_refused() {
-    let server = Server::start().await;
-    let cert = server.cert_path();
+    let (site, server) = start().await;
+    let cert = site.cert_path();
     for offered in [None, Some("chat"), Some("xmpp, mqtt")] {
-        match wss_connect(server.wss, &cert, offered).await {
+        match wss_connect(site.wss(), &cert, offered).await {
             Ok(_) => panic!("upgrade offering {offered:?} was accepted"),
             Err(WsError::Http(resp)) => assert_eq!(
                 resp.status().as_u16(),
@@ -1155,7 +810,7 @@ async fn wss_upgrade_without_sip_subprotocol_is_refused() {
     // The refusal is about the subprotocol, not a broken listener: `sip`
     // (also among others) is accepted and carries SIP.
     for offered in ["sip", "chat, sip"] {
-        let mut ws = wss_connect(server.wss, &cert, Some(offered))
+        let mut ws = wss_connect(site.wss(), &cert, Some(offered))
             .await
             .unwrap_or_else(|e| panic!("upgrade offering {offered:?}: {e}"));
         let (call_id, msg) = probe(1, "WSS", "torture.invalid");
@@ -1163,7 +818,7 @@ async fn wss_upgrade_without_sip_subprotocol_is_refused() {
             .await
             .unwrap();
         let r = loop {
-            match timeout(ANSWER_WAIT, ws.next()).await {
+            match timeout(SIP_WAIT, ws.next()).await {
                 Ok(Some(Ok(WsMessage::Text(t)))) => break Response::parse(t.as_bytes()).unwrap(),
                 Ok(Some(Ok(_))) => continue,
                 other => panic!("no answer over WSS: {other:?}"),
@@ -1172,7 +827,7 @@ async fn wss_upgrade_without_sip_subprotocol_is_refused() {
         assert_eq!((r.status, r.call_id()), (200, Some(call_id.as_str())));
         let _ = ws.close(None).await;
     }
-    server.stop().await;
+    server.stop(&site).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1180,11 +835,11 @@ async fn wss_upgrade_without_sip_subprotocol_is_refused() {
 // ---------------------------------------------------------------------------
 
 /// Sends an OPTIONS over UDP and expects its 200.
-async fn assert_udp_serving(server: &Server, n: u32) {
+async fn assert_udp_serving(site: &Site, n: u32) {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (call_id, msg) = probe(n, "UDP", &sock.local_addr().unwrap().to_string());
-    sock.send_to(&msg, server.udp).await.unwrap();
-    let until = Instant::now() + ANSWER_WAIT;
+    sock.send_to(&msg, site.udp).await.unwrap();
+    let until = Instant::now() + SIP_WAIT;
     let mut buf = vec![0u8; 65_536];
     while let Ok(Ok((len, _))) = timeout_at(until, sock.recv_from(&mut buf)).await {
         if let Some(r) = Response::parse(&buf[..len]) {
@@ -1194,7 +849,7 @@ async fn assert_udp_serving(server: &Server, n: u32) {
             }
         }
     }
-    panic!("no 200 to a UDP OPTIONS\n{}", server.log());
+    panic!("no 200 to a UDP OPTIONS\n{}", site.log());
 }
 
 /// Reads one SIP message from a stream (headers, then Content-Length bytes).
@@ -1225,7 +880,7 @@ async fn assert_tcp_serving(stream: &mut TcpStream, n: u32) {
     let local = stream.local_addr().unwrap().to_string();
     let (call_id, msg) = probe(n, "TCP", &local);
     stream.write_all(&msg).await.unwrap();
-    let until = Instant::now() + ANSWER_WAIT;
+    let until = Instant::now() + SIP_WAIT;
     let r = read_stream_message(stream, until)
         .await
         .expect("a response over TCP");
@@ -1248,7 +903,7 @@ async fn wait_closed(stream: &mut TcpStream, until: Instant) -> (bool, Vec<u8>) 
 
 #[tokio::test]
 async fn oversize_udp_datagram_is_dropped_and_service_goes_on() {
-    let server = Server::start().await;
+    let (site, server) = start().await;
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = sock.local_addr().unwrap().to_string();
 
@@ -1275,7 +930,7 @@ async fn oversize_udp_datagram_is_dropped_and_service_goes_on() {
     // UDP payload): the kernel refuses it, so it can never reach the
     // server. If some stack did send it, it must not be answered.
     let huge = padded(70_000, "huge@torture.invalid");
-    if sock.send_to(&huge, server.udp).await.is_ok() {
+    if sock.send_to(&huge, site.udp).await.is_ok() {
         let mut buf = vec![0u8; 65_536];
         let until = Instant::now() + SILENCE_WAIT;
         while let Ok(Ok((n, _))) = timeout_at(until, sock.recv_from(&mut buf)).await {
@@ -1287,18 +942,18 @@ async fn oversize_udp_datagram_is_dropped_and_service_goes_on() {
             );
         }
     }
-    assert_udp_serving(&server, 1).await;
+    assert_udp_serving(&site, 1).await;
 
     // The largest datagram that does arrive (65 507 bytes) stays within the
     // 65 535-byte message limit: handled like any OPTIONS, no crash, no
     // truncation.
     let max = padded(65_507, "max@torture.invalid");
-    sock.send_to(&max, server.udp)
+    sock.send_to(&max, site.udp)
         .await
         .expect("a 65 507-byte datagram");
-    let answer = udp_answer(&sock, "max@torture.invalid", ANSWER_WAIT).await;
+    let answer = udp_answer(&sock, "max@torture.invalid", SIP_WAIT).await;
     assert_eq!(answer, Some(200), "65 507-byte OPTIONS");
-    assert_udp_serving(&server, 2).await;
+    assert_udp_serving(&site, 2).await;
 
     // A datagram of that size made of one 60 000-byte header line (beyond
     // the 8 KiB line limit) is refused, never served.
@@ -1315,14 +970,14 @@ async fn oversize_udp_datagram_is_dropped_and_service_goes_on() {
         let end = at + long[at..].find("\r\n").unwrap() + 2;
         format!("{}{}", &long[..at], &long[end..])
     };
-    sock.send_to(long.as_bytes(), server.udp).await.unwrap();
+    sock.send_to(long.as_bytes(), site.udp).await.unwrap();
     let answer = udp_answer(&sock, "long@torture.invalid", SILENCE_WAIT).await;
     assert!(
         answer.is_none() || matches!(answer, Some(400 | 513)),
         "a 60 000-byte header line got {answer:?}"
     );
-    assert_udp_serving(&server, 3).await;
-    server.stop().await;
+    assert_udp_serving(&site, 3).await;
+    server.stop(&site).await;
 }
 
 /// The status of the first final response with this Call-ID, if one comes.
@@ -1341,8 +996,8 @@ async fn udp_answer(sock: &UdpSocket, call_id: &str, wait: Duration) -> Option<u
 
 #[tokio::test]
 async fn tcp_header_flood_is_closed() {
-    let server = Server::start().await;
-    let mut stream = TcpStream::connect(server.tcp).await.unwrap();
+    let (site, server) = start().await;
+    let mut stream = TcpStream::connect(site.tcp()).await.unwrap();
     let local = stream.local_addr().unwrap();
     let mut flood = format!(
         "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-flood\r\n"
@@ -1372,10 +1027,10 @@ async fn tcp_header_flood_is_closed() {
             r.summary()
         );
     }
-    assert_udp_serving(&server, 1).await;
-    let mut fresh = TcpStream::connect(server.tcp).await.unwrap();
+    assert_udp_serving(&site, 1).await;
+    let mut fresh = TcpStream::connect(site.tcp()).await.unwrap();
     assert_tcp_serving(&mut fresh, 2).await;
-    server.stop().await;
+    server.stop(&site).await;
 }
 
 /// `write!` into a byte vector.
@@ -1399,19 +1054,19 @@ fn half_message(local: SocketAddr) -> Vec<u8> {
 
 #[tokio::test]
 async fn stalled_half_message_does_not_block_others() {
-    let server = Server::start().await;
+    let (site, server) = start().await;
     let mut slow = Vec::new();
     for _ in 0..20 {
-        let mut s = TcpStream::connect(server.tcp).await.unwrap();
+        let mut s = TcpStream::connect(site.tcp()).await.unwrap();
         let local = s.local_addr().unwrap();
         s.write_all(&half_message(local)).await.unwrap();
         slow.push(s);
     }
-    assert_udp_serving(&server, 1).await;
-    let mut other = TcpStream::connect(server.tcp).await.unwrap();
+    assert_udp_serving(&site, 1).await;
+    let mut other = TcpStream::connect(site.tcp()).await.unwrap();
     assert_tcp_serving(&mut other, 2).await;
     drop(slow);
-    server.stop().await;
+    server.stop(&site).await;
 }
 
 /// Takes the default 30 s partial-message timeout (not configurable), so it
@@ -1420,8 +1075,8 @@ async fn stalled_half_message_does_not_block_others() {
 #[tokio::test]
 #[ignore = "waits out the 30 s partial-message timeout"]
 async fn slowloris_connection_is_closed_by_partial_timeout() {
-    let server = Server::start().await;
-    let mut s = TcpStream::connect(server.tcp).await.unwrap();
+    let (site, server) = start().await;
+    let mut s = TcpStream::connect(site.tcp()).await.unwrap();
     let local = s.local_addr().unwrap();
     let started = Instant::now();
     s.write_all(&half_message(local)).await.unwrap();
@@ -1447,16 +1102,16 @@ async fn slowloris_connection_is_closed_by_partial_timeout() {
         elapsed >= Duration::from_secs(25),
         "closed after {elapsed:?}, before the partial timeout"
     );
-    assert_udp_serving(&server, 1).await;
-    server.stop().await;
+    assert_udp_serving(&site, 1).await;
+    server.stop(&site).await;
 }
 
 #[tokio::test]
 async fn two_hundred_idle_tcp_connections_from_one_address() {
-    let server = Server::start().await;
+    let (site, server) = start().await;
     let mut conns = Vec::with_capacity(200);
     for i in 0..200 {
-        let s = TcpStream::connect(server.tcp)
+        let s = TcpStream::connect(site.tcp())
             .await
             .unwrap_or_else(|e| panic!("connection {i}: {e}"));
         conns.push(s);
@@ -1466,7 +1121,7 @@ async fn two_hundred_idle_tcp_connections_from_one_address() {
     for (i, s) in conns.iter_mut().enumerate() {
         s.write_all(b"\r\n\r\n").await.unwrap();
         let mut pong = [0u8; 2];
-        timeout(ANSWER_WAIT, s.read_exact(&mut pong))
+        timeout(SIP_WAIT, s.read_exact(&mut pong))
             .await
             .unwrap_or_else(|_| panic!("no pong on connection {i}"))
             .unwrap_or_else(|e| panic!("connection {i}: {e}"));
@@ -1475,25 +1130,25 @@ async fn two_hundred_idle_tcp_connections_from_one_address() {
     // SIP still works on them and beside them.
     assert_tcp_serving(&mut conns[0], 1).await;
     assert_tcp_serving(&mut conns[199], 2).await;
-    assert_udp_serving(&server, 3).await;
+    assert_udp_serving(&site, 3).await;
     // Closed at the end, half of them by us: the server answers each FIN
     // with its own close and goes on accepting and serving.
     let mut kept = conns.split_off(100);
     for (i, mut s) in conns.into_iter().enumerate() {
         s.shutdown().await.unwrap();
-        let (closed, got) = wait_closed(&mut s, Instant::now() + ANSWER_WAIT).await;
+        let (closed, got) = wait_closed(&mut s, Instant::now() + SIP_WAIT).await;
         assert!(closed, "connection {i}: the server did not close its side");
         assert!(got.is_empty(), "connection {i}: unexpected data on close");
     }
-    let mut fresh = TcpStream::connect(server.tcp).await.unwrap();
+    let mut fresh = TcpStream::connect(site.tcp()).await.unwrap();
     assert_tcp_serving(&mut fresh, 4).await;
-    assert_udp_serving(&server, 5).await;
+    assert_udp_serving(&site, 5).await;
     drop(fresh);
     // The other half is still open when the server stops: it exits with
     // success all the same, and those connections end.
-    server.stop().await;
+    server.stop(&site).await;
     for (i, s) in kept.iter_mut().enumerate() {
-        let (closed, _) = wait_closed(s, Instant::now() + ANSWER_WAIT).await;
+        let (closed, _) = wait_closed(s, Instant::now() + SIP_WAIT).await;
         assert!(closed, "connection {} outlived the server", i + 100);
     }
 }
@@ -1504,7 +1159,7 @@ async fn two_hundred_idle_tcp_connections_from_one_address() {
 /// `;tag=x` to the To. The target here is a loopback socket of the test.
 #[tokio::test]
 async fn fake_in_dialog_request_is_not_relayed() {
-    let server = Server::start().await;
+    let (site, server) = start().await;
     let caller = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let (c, t) = (caller.local_addr().unwrap(), target.local_addr().unwrap());
@@ -1522,7 +1177,7 @@ async fn fake_in_dialog_request_is_not_relayed() {
              To: <sip:victim@example.net>;tag=made-up\r\nCall-ID: relay-{label}@torture.invalid\r\n\
              CSeq: 1 INVITE\r\n{route}Content-Length: 0\r\n\r\n"
         );
-        caller.send_to(msg.as_bytes(), server.udp).await.unwrap();
+        caller.send_to(msg.as_bytes(), site.udp).await.unwrap();
         let mut buf = vec![0u8; 65_536];
         if let Ok(Ok((n, _))) = timeout(Duration::from_secs(1), target.recv_from(&mut buf)).await {
             let line = String::from_utf8_lossy(&buf[..n])
@@ -1533,5 +1188,5 @@ async fn fake_in_dialog_request_is_not_relayed() {
             panic!("{label}: an unauthenticated fake in-dialog INVITE was relayed: {line}");
         }
     }
-    server.stop().await;
+    server.stop(&site).await;
 }

@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests: a throw-away site (config file
 //! and data dir in a temp dir, loopback listeners on free ports), the real
-//! `callgate` binary started on it, its CLI, and the JSON API over HTTPS
-//! with the server's self-signed certificate pinned.
+//! `callgate` binary started on it, its CLI, the JSON API over HTTPS with
+//! the server's self-signed certificate pinned, and a minimal SIP reader.
 
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
@@ -18,14 +18,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 pub const DOMAIN: &str = "example.com";
-/// How long an answer that must come may take (the machine is shared).
+/// How long an API answer that must come may take (the machine is shared).
 pub const ANSWER_WAIT: Duration = Duration::from_secs(5);
-/// How long the server may take to come up.
+/// How long a SIP response that must come may take (the machine is shared).
+pub const SIP_WAIT: Duration = Duration::from_secs(3);
+/// How long the server may take to answer `/healthz` after its start.
 const START_WAIT: Duration = Duration::from_secs(30);
+/// How long the server may take to answer OPTIONS after its start.
+const SIP_START_WAIT: Duration = Duration::from_secs(20);
 
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -41,22 +45,66 @@ pub fn free_tcp_port() -> u16 {
         .port()
 }
 
-/// A configuration and data dir that server processes are started on.
+/// What tells that a started server is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// `/healthz` answers 200 over HTTPS and the API token is written.
+    Healthz,
+    /// A UDP OPTIONS to the gateway itself gets its 200.
+    SipOptions,
+}
+
+/// The SIP listeners on streams of a site that has them.
+#[derive(Debug, Clone, Copy)]
+pub struct Streams {
+    pub tcp: SocketAddr,
+    pub wss: SocketAddr,
+}
+
+/// A configuration and data dir that server processes are started on, one
+/// after the other.
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub udp: SocketAddr,
     pub admin: SocketAddr,
+    /// SIP over TCP and WSS as well as UDP (see [`Site::with_streams`]).
+    pub streams: Option<Streams>,
     /// Appended to the generated configuration (tables such as `[[users]]`).
     pub extra: String,
+    /// What [`Site::start`] waits for.
+    pub ready: Ready,
+    /// `RUST_LOG` of the server.
+    pub rust_log: &'static str,
+    /// How long an API request may take once connected (TLS handshake,
+    /// then the whole answer).
+    pub api_wait: Duration,
 }
 
 impl Site {
+    /// SIP over UDP only, up once `/healthz` answers.
     pub fn new(extra: &str) -> Site {
+        Site::build(extra, false)
+    }
+
+    /// SIP over UDP, TCP and WSS.
+    pub fn with_streams(extra: &str) -> Site {
+        Site::build(extra, true)
+    }
+
+    fn build(extra: &str, streams: bool) -> Site {
+        let unset = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut site = Site {
             dir: tempfile::tempdir().expect("temp dir"),
-            udp: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            udp: unset,
+            admin: unset,
+            streams: streams.then_some(Streams {
+                tcp: unset,
+                wss: unset,
+            }),
             extra: extra.to_owned(),
+            ready: Ready::Healthz,
+            rust_log: "info",
+            api_wait: ANSWER_WAIT,
         };
         site.pick_ports();
         site
@@ -66,14 +114,19 @@ impl Site {
     pub fn pick_ports(&mut self) {
         self.udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
         self.admin = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+        if let Some(streams) = &mut self.streams {
+            streams.tcp = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+            streams.wss = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+        }
+        let list = |addr: Option<SocketAddr>| addr.map(|a| format!("\"{a}\"")).unwrap_or_default();
         let config = format!(
             "data_dir = \"{}\"\n\
              [sip]\n\
              domain = \"{DOMAIN}\"\n\
              udp = [\"{}\"]\n\
-             tcp = []\n\
+             tcp = [{}]\n\
              tls = []\n\
-             wss = []\n\
+             wss = [{}]\n\
              [media]\n\
              advertised_address = \"127.0.0.1\"\n\
              [admin]\n\
@@ -81,10 +134,22 @@ impl Site {
              {}",
             self.data_dir().display(),
             self.udp,
+            list(self.streams.map(|s| s.tcp)),
+            list(self.streams.map(|s| s.wss)),
             self.admin,
             self.extra
         );
         std::fs::write(self.config_path(), config).expect("write config");
+    }
+
+    /// The SIP over TCP listener.
+    pub fn tcp(&self) -> SocketAddr {
+        self.streams.expect("a site with stream listeners").tcp
+    }
+
+    /// The SIP over WSS listener.
+    pub fn wss(&self) -> SocketAddr {
+        self.streams.expect("a site with stream listeners").wss
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -97,6 +162,11 @@ impl Site {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir().join("callgate.db")
+    }
+
+    /// The self-signed certificate of the admin and WSS listeners.
+    pub fn cert_path(&self) -> PathBuf {
+        self.data_dir().join("tls-cert.pem")
     }
 
     pub fn token(&self) -> String {
@@ -153,8 +223,16 @@ impl Site {
         panic!("callgate did not come up:\n{last}");
     }
 
-    /// Starts the server; the log when it did not come up (answer
-    /// `/healthz`).
+    /// A later start on the same ports and data dir.
+    pub async fn restart(&self) -> Server {
+        match self.try_start().await {
+            Ok(s) => s,
+            Err(log) => panic!("callgate did not come up again:\n{log}"),
+        }
+    }
+
+    /// Starts the server; the log when it did not come up (see
+    /// [`Site::ready`]).
     pub async fn try_start(&self) -> Result<Server, String> {
         let append = |f: &str| {
             OpenOptions::new()
@@ -166,32 +244,51 @@ impl Site {
         let child = Command::new(env!("CARGO_BIN_EXE_callgate"))
             .arg("--config")
             .arg(self.config_path())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", self.rust_log)
             .stdin(Stdio::null())
             .stdout(append("stdout.log"))
             .stderr(append("stderr.log"))
             .spawn()
             .expect("spawn callgate");
         let mut server = Server { child };
-        let deadline = Instant::now() + START_WAIT;
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind UDP");
+        let wait = match self.ready {
+            Ready::Healthz => START_WAIT,
+            Ready::SipOptions => SIP_START_WAIT,
+        };
+        let deadline = Instant::now() + wait;
+        let mut n = 0;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = server.child.try_wait() {
                 return Err(format!("exited with {status}\n{}", self.log()));
             }
-            if self.healthy().await {
-                return Ok(server);
+            match self.ready {
+                Ready::Healthz => {
+                    if self.healthy().await {
+                        return Ok(server);
+                    }
+                    sleep(Duration::from_millis(100)).await;
+                }
+                Ready::SipOptions => {
+                    n += 1;
+                    if self.answers_options(&sock, n).await {
+                        return Ok(server);
+                    }
+                }
             }
-            sleep(Duration::from_millis(100)).await;
         }
-        Err(format!(
-            "no answer on https://{}/healthz within {START_WAIT:?}\n{}",
-            self.admin,
-            self.log()
-        ))
+        Err(match self.ready {
+            Ready::Healthz => format!(
+                "no answer on https://{}/healthz within {wait:?}\n{}",
+                self.admin,
+                self.log()
+            ),
+            Ready::SipOptions => format!("no 200 to OPTIONS within {wait:?}\n{}", self.log()),
+        })
     }
 
     async fn healthy(&self) -> bool {
-        let cert = self.data_dir().join("tls-cert.pem");
+        let cert = self.cert_path();
         if !cert.exists() || self.data_dir().join("api-token").metadata().is_err() {
             return false;
         }
@@ -199,9 +296,27 @@ impl Site {
         else {
             return false;
         };
-        request(&cert, tcp, self.admin, "GET", "/healthz", None, None)
+        request(self, tcp, "GET", "/healthz", None, None)
             .await
             .is_ok_and(|a| a.status == 200)
+    }
+
+    /// Sends OPTIONS number `n` from `sock` to the UDP listener; whether its
+    /// 200 came within 200 ms.
+    async fn answers_options(&self, sock: &UdpSocket, n: u32) -> bool {
+        let local = sock.local_addr().unwrap().to_string();
+        let (call_id, msg) = probe(n, "UDP", &local);
+        let _ = sock.send_to(&msg, self.udp).await;
+        let until = Instant::now() + Duration::from_millis(200);
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(Ok((len, _))) = timeout_at(until, sock.recv_from(&mut buf)).await {
+            if let Some(r) = Response::parse(&buf[..len]) {
+                if r.is_for(&call_id, n, "OPTIONS") && r.status == 200 {
+                    return true;
+                }
+            }
+        }
+        false
     }
 }
 
@@ -211,6 +326,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// SIGTERM, then the process must end by itself with success.
     pub async fn stop(mut self, site: &Site) {
         let pid = self.child.id().to_string();
@@ -246,8 +366,8 @@ impl Drop for Server {
 }
 
 /// Runs the binary on `config` (server mode, or `args`) in a fresh temp
-/// dir whose `data` subdirectory is the data dir; it must exit by itself.
-/// Exit code, stderr and whether the data dir was created.
+/// dir whose `data` subdirectory is the data dir; it must exit by itself
+/// within 10 s. Exit code, stderr and whether the data dir was created.
 pub fn run_with_config(config: &str, args: &[&str]) -> (Option<i32>, String, bool) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("callgate.toml");
@@ -262,7 +382,7 @@ pub fn run_with_config(config: &str, args: &[&str]) -> (Option<i32>, String, boo
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn callgate");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
@@ -345,7 +465,12 @@ impl ServerCertVerifier for PinnedCert {
     }
 }
 
-fn tls_connector(cert_pem: &Path) -> Result<tokio_rustls::TlsConnector, String> {
+/// A TLS client that trusts only the certificate in `cert_pem` and offers
+/// the ALPN protocols `alpn`.
+pub fn tls_connector(
+    cert_pem: &Path,
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::TlsConnector, String> {
     let der = CertificateDer::from_pem_file(cert_pem)
         .map_err(|e| format!("{}: {e}", cert_pem.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -355,7 +480,7 @@ fn tls_connector(cert_pem: &Path) -> Result<tokio_rustls::TlsConnector, String> 
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedCert { der, provider }))
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
@@ -400,24 +525,24 @@ pub async fn api(
             Err(_) => sleep(Duration::from_millis(100)).await,
         }
     };
-    let cert = site.data_dir().join("tls-cert.pem");
-    request(&cert, tcp, site.admin, method, path, token, body)
+    request(site, tcp, method, path, token, body)
         .await
         .unwrap_or_else(|e| panic!("HTTP {method} {path}: {e}\n{}", site.log()))
 }
 
+/// One HTTP/1.1 request over `tcp`, connected to the admin listener of
+/// `site`.
 async fn request(
-    cert: &Path,
+    site: &Site,
     tcp: TcpStream,
-    host: SocketAddr,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<&str>,
 ) -> Result<Answer, String> {
-    let connector = tls_connector(cert)?;
+    let connector = tls_connector(&site.cert_path(), &[b"http/1.1"])?;
     let mut tls = timeout(
-        ANSWER_WAIT,
+        site.api_wait,
         connector.connect(
             ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into()),
             tcp,
@@ -426,8 +551,10 @@ async fn request(
     .await
     .map_err(|_| "TLS handshake timed out".to_owned())?
     .map_err(|e| format!("TLS handshake: {e}"))?;
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: */*\r\n");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAccept: */*\r\n",
+        site.admin
+    );
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
@@ -441,7 +568,7 @@ async fn request(
         .map_err(|e| format!("write: {e}"))?;
     tls.flush().await.map_err(|e| format!("flush: {e}"))?;
     let mut raw = Vec::new();
-    let until = Instant::now() + ANSWER_WAIT;
+    let until = Instant::now() + site.api_wait;
     let mut buf = [0u8; 16_384];
     loop {
         match timeout_at(until, tls.read(&mut buf)).await {
@@ -515,4 +642,166 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
 
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+// ---------------------------------------------------------------------------
+// A minimal SIP reader, independent of the implementation under test
+// ---------------------------------------------------------------------------
+
+/// Start line and unfolded headers (names lower-cased, compact forms
+/// expanded) of a message.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub start: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn parse(raw: &[u8]) -> Head {
+        let end = find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+        let text = String::from_utf8_lossy(&raw[..end]);
+        let mut lines = text.split("\r\n");
+        let start = lines.next().unwrap_or_default().to_owned();
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in lines {
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = headers.last_mut() {
+                    last.1.push(' ');
+                    last.1.push_str(line.trim());
+                }
+                continue;
+            }
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = name.trim().to_ascii_lowercase();
+            let name = match name.as_str() {
+                "i" => "call-id",
+                "v" => "via",
+                "f" => "from",
+                "t" => "to",
+                "m" => "contact",
+                "l" => "content-length",
+                "c" => "content-type",
+                "k" => "supported",
+                "s" => "subject",
+                other => other,
+            }
+            .to_owned();
+            headers.push((name, value.trim().to_owned()));
+        }
+        Head { start, headers }
+    }
+
+    pub fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.all(name).next()
+    }
+
+    pub fn method(&self) -> &str {
+        self.start.split_whitespace().next().unwrap_or("")
+    }
+
+    pub fn request_uri(&self) -> &str {
+        self.start.split_whitespace().nth(1).unwrap_or("")
+    }
+
+    /// The CSeq with single spaces between its parts.
+    pub fn cseq_normalized(&self) -> Option<String> {
+        self.get("cseq")
+            .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A response as received.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub head: Head,
+}
+
+impl Response {
+    /// A response with a three-digit status code, or `None`.
+    pub fn parse(raw: &[u8]) -> Option<Response> {
+        let head = Head::parse(raw);
+        let mut it = head.start.splitn(3, ' ');
+        if it.next()? != "SIP/2.0" {
+            return None;
+        }
+        let code = it.next()?;
+        if code.len() != 3 {
+            return None;
+        }
+        let status = code.parse().ok()?;
+        let reason = it.next().unwrap_or("").to_owned();
+        Some(Response {
+            status,
+            reason,
+            head,
+        })
+    }
+
+    pub fn call_id(&self) -> Option<&str> {
+        self.head.get("call-id")
+    }
+
+    /// Whether it answers the request with this Call-ID, CSeq number and
+    /// method.
+    pub fn is_for(&self, call_id: &str, cseq: u32, method: &str) -> bool {
+        self.call_id() == Some(call_id)
+            && self.head.cseq_normalized() == Some(format!("{cseq} {method}"))
+    }
+
+    /// Status and the reason phrase cut to 40 characters.
+    pub fn summary(&self) -> String {
+        let mut reason = self.reason.clone();
+        reason.truncate(40);
+        format!("{} {reason}", self.status)
+    }
+}
+
+impl std::fmt::Display for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.reason)
+    }
+}
+
+/// Distinct enough for tags, branches and Call-IDs within a run.
+pub fn rand_tag() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    (t << 16) ^ N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// OPTIONS number `n` to the gateway itself, which must always get a 200:
+/// its Call-ID and bytes. `local` is the sent-by of its Via.
+pub fn probe(n: u32, transport: &str, local: &str) -> (String, Vec<u8>) {
+    let call_id = format!("probe-{n}-{}@probe.invalid", std::process::id());
+    let msg = format!(
+        "OPTIONS sip:{DOMAIN} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} {local};branch=z9hG4bK-probe-{n};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@probe.invalid>;tag=probe{n}\r\n\
+         To: <sip:{DOMAIN}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: {n} OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    (call_id, msg.into_bytes())
 }
