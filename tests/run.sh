@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(chromium sip-tester iproute2)
+APT_PACKAGES=(chromium sip-tester iproute2 tcpdump)
 
 step() { printf '\n==> %s\n' "$*"; }
 

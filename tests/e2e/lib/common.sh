@@ -26,6 +26,7 @@ e2e_prepare() {
       chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
       sipp) command -v sipp >/dev/null || missing+=(sip-tester) ;;
       iproute2) command -v ip >/dev/null || missing+=(iproute2) ;;
+      tcpdump) command -v tcpdump >/dev/null || missing+=(tcpdump) ;;
     esac
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -77,6 +78,12 @@ wss = ["127.0.0.1:7443"]
 # sipp 3.6 reads only the first digest challenge and knows only MD5, so the
 # server sipp talks to challenges with MD5 alone (default: SHA-256, then MD5).
 digest_algorithms = ["MD5"]
+
+# These suites test signalling with SDP passed through untouched (the sipp
+# phones answer with browser-shaped SDP); relay.sh and trunk.sh test the
+# media relay, which is on by default.
+[media]
+relay = false
 
 [[users]]
 name = "1000"

@@ -72,6 +72,8 @@
     session.on('peerconnection:setremotedescriptionfailed', (e) =>
       record('sdp-error', { id, what: 'setRemoteDescription', error: String(e) }),
     );
+    session.on('hold', (e) => record('hold', { id, originator: e.originator }));
+    session.on('unhold', (e) => record('unhold', { id, originator: e.originator }));
   }
 
   function callOptions(opts) {
@@ -217,13 +219,16 @@
     };
   };
 
-  // RTP packet counters of a session's RTCPeerConnection, per media kind.
+  // RTP packet counters of a session's RTCPeerConnection, per media kind;
+  // for received audio also its energy (totalAudioEnergy, which grows only
+  // while the audio is played out: see playRemote) and for received video
+  // the decoded frames.
   phone.stats = async function (id) {
     const s = phone.sessions[id];
     const pc = s && s.connection;
     const out = {
-      audio: { inbound: 0, outbound: 0 },
-      video: { inbound: 0, outbound: 0 },
+      audio: { inbound: 0, outbound: 0, energy: 0, samplesDuration: 0 },
+      video: { inbound: 0, outbound: 0, framesDecoded: 0 },
       ice: pc ? pc.iceConnectionState : null,
       connection: pc ? pc.connectionState : null,
     };
@@ -232,10 +237,73 @@
     report.forEach((r) => {
       const kind = r.kind || r.mediaType;
       if (!out[kind]) return;
-      if (r.type === 'inbound-rtp') out[kind].inbound += r.packetsReceived || 0;
+      if (r.type === 'inbound-rtp') {
+        out[kind].inbound += r.packetsReceived || 0;
+        if (kind === 'audio') {
+          out.audio.energy += r.totalAudioEnergy || 0;
+          out.audio.samplesDuration += r.totalSamplesDuration || 0;
+        } else {
+          out.video.framesDecoded += r.framesDecoded || 0;
+        }
+      }
       if (r.type === 'outbound-rtp') out[kind].outbound += r.packetsSent || 0;
     });
     return out;
+  };
+
+  // Plays a session's received tracks in a media element, as a softphone
+  // page does (Chromium decodes received audio only for a sink). Returns
+  // the number of tracks attached.
+  phone.playRemote = function (id) {
+    const s = phone.sessions[id];
+    const pc = s && s.connection;
+    if (!pc) return 0;
+    const tracks = pc.getReceivers().map((r) => r.track).filter((t) => t && t.readyState === 'live');
+    const el = document.createElement(tracks.some((t) => t.kind === 'video') ? 'video' : 'audio');
+    el.autoplay = true;
+    el.muted = false;
+    el.srcObject = new MediaStream(tracks);
+    el.dataset.session = id;
+    document.body.appendChild(el);
+    const played = el.play();
+    if (played && played.catch) played.catch((err) => record('play-error', { id, error: String(err) }));
+    return tracks.length;
+  };
+
+  // Hold / resume by re-INVITE (sendonly offer / sendrecv offer). Resolves
+  // with { ok: true } once the re-INVITE got its 2xx, { ok: false, ... }
+  // when JsSIP refused to start it or no answer came in time.
+  function reoffer(method, id, timeoutMs) {
+    const s = phone.sessions[id];
+    if (!s) return Promise.resolve({ ok: false, error: 'no such session' });
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve({ ok: false, error: 'timeout' }), timeoutMs || 10000);
+      const started = s[method]({}, () => {
+        clearTimeout(timer);
+        record(method + '-done', { id });
+        resolve({ ok: true });
+      });
+      if (!started) {
+        clearTimeout(timer);
+        resolve({ ok: false, error: method + '() refused in state ' + s.status });
+      }
+    });
+  }
+  phone.hold = (id, timeoutMs) => reoffer('hold', id, timeoutMs);
+  phone.unhold = (id, timeoutMs) => reoffer('unhold', id, timeoutMs);
+
+  // DTMF: with { transportType: 'RFC2833' } JsSIP sends RFC 4733 events
+  // through the RTCDTMFSender, otherwise SIP INFO.
+  phone.sendDTMF = function (id, tones, options) {
+    const s = phone.sessions[id];
+    if (!s) return { ok: false, error: 'no such session' };
+    try {
+      s.sendDTMF(tones, options || {});
+      record('dtmf-sent', { id, tones });
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, error: String(err) };
+    }
   };
 
   phone.sendMessage = function (target, body, timeoutMs) {

@@ -355,6 +355,8 @@ pub struct Core {
     trunk_regs: HashMap<String, trunking::TrunkReg>,
     /// Set by a routing decision for the `forward` that follows.
     next_call: Option<CallMeta>,
+    /// Trunk challenges to answer once the current batch is handled.
+    auth_retries: Vec<(u64, TransactionId, Message)>,
     pub stats: Stats,
 }
 
@@ -400,6 +402,7 @@ impl Core {
             dialplan: Dialplan::default(),
             trunk_regs: HashMap::new(),
             next_call: None,
+            auth_retries: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -1680,6 +1683,16 @@ impl Core {
             }
             current = None;
         }
+        for (pid, cid, challenge) in std::mem::take(&mut self.auth_retries) {
+            if !self.retry_with_trunk_auth(pid, cid, &challenge, now, unix) {
+                // Could not answer after all: the challenge goes upstream.
+                if let Some(c) = self.clients.get_mut(&cid) {
+                    c.auth_tried = true;
+                }
+                let status = challenge.status().unwrap_or(500);
+                self.branch_response(cid, status, Some(challenge), now, unix);
+            }
+        }
     }
 
     fn handle_event(
@@ -1771,7 +1784,10 @@ impl Core {
         };
         if matches!(status, 401 | 407) {
             if let Some(m) = &msg {
-                if self.retry_with_trunk_auth(pid, cid, m, now, unix) {
+                // Re-sent with credentials once the batch is handled, so
+                // the challenge's ACK leaves first (strict peers want it).
+                if self.can_answer_trunk_challenge(pid, cid) {
+                    self.auth_retries.push((pid, cid, m.clone()));
                     return;
                 }
             }

@@ -196,6 +196,26 @@ impl Core {
         self.forward(id, src, msg, vec![target], now, unix);
     }
 
+    /// Whether a 401/407 on branch `cid` can be answered with a trunk's
+    /// credentials (a trunk branch, not yet answered, still wanted).
+    pub(super) fn can_answer_trunk_challenge(&self, pid: u64, cid: TransactionId) -> bool {
+        let Some(c) = self.clients.get(&cid) else {
+            return false;
+        };
+        let has_credentials = c
+            .trunk
+            .as_deref()
+            .and_then(|t| self.dialplan.trunk(t))
+            .is_some_and(|t| t.credentials.is_some());
+        let wanted = self.proxies.get(&pid).is_some_and(|p| {
+            !p.final_sent
+                && p.branches
+                    .iter()
+                    .any(|b| b.client == cid && !b.cancelled && b.final_status.is_none())
+        });
+        !c.auth_tried && has_credentials && wanted
+    }
+
     /// Answers a trunk's 401/407 on a branch toward it: the request goes
     /// again with credentials and the next CSeq. Returns whether it did.
     pub(super) fn retry_with_trunk_auth(
