@@ -288,6 +288,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         let (store_tx, users_rx, store_thread) = spawn_store_thread(store, db.clone());
         let (query_tx, query_rx) = mpsc::channel(16);
         let api = web::Api::new(db.clone(), config.sip.domain.clone(), token, query_tx);
+        let trace = api.trace.clone();
         let admin = config.admin.listen;
         // SIP service does not depend on the admin listener: a port clash
         // there is reported, not fatal.
@@ -319,6 +320,7 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             users_rx,
             query_rx,
             media_events,
+            trace,
         )
         .await;
         Ok::<_, Box<dyn std::error::Error>>(store_thread)
@@ -421,6 +423,7 @@ async fn run_core(
     mut users_rx: mpsc::Receiver<Reload>,
     mut query_rx: mpsc::Receiver<web::CoreQuery>,
     mut media_events: Option<mpsc::UnboundedReceiver<media::RelayEvent>>,
+    trace: std::sync::Arc<web::trace::SipTrace>,
 ) {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -438,6 +441,9 @@ async fn run_core(
                             transport = %m.transport, source = %m.source, flow = ?m.flow.map(|f| f.0),
                             "recv {}", first_line(&m.data)
                         );
+                    }
+                    if trace.enabled() {
+                        trace.record(true, m.transport.param(), &m.source.to_string(), &m.data);
                     }
                     let src = Source {
                         transport: to_signal_transport(m.transport),
@@ -486,6 +492,13 @@ async fn run_core(
                 Output::Send { dest, data } => {
                     if tracing::enabled!(tracing::Level::DEBUG) {
                         tracing::debug!(?dest, "send {}", first_line(&data));
+                    }
+                    if trace.enabled() {
+                        let (t, peer) = match dest {
+                            Dest::Flow(f) => ("flow", format!("flow {f}")),
+                            Dest::Addr(t, a) => (t.param(), a.to_string()),
+                        };
+                        trace.record(false, t, &peer, &data);
                     }
                     send(&transports, dest, data).await
                 }

@@ -9,6 +9,7 @@
 mod cdrs;
 mod time;
 mod trunks;
+pub mod trace;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -106,6 +107,8 @@ pub struct Api {
     pub realm: String,
     pub token: String,
     pub core: mpsc::Sender<CoreQuery>,
+    /// The SIP trace the signalling task records into.
+    pub trace: Arc<trace::SipTrace>,
     store: Mutex<Option<store::Store>>,
 }
 
@@ -121,6 +124,7 @@ impl Api {
             realm,
             token,
             core,
+            trace: Arc::new(trace::SipTrace::default()),
             store: Mutex::new(None),
         })
     }
@@ -502,6 +506,7 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route("/api/v1/cdrs", get(cdrs::list_cdrs))
         .route("/api/v1/cdrs.csv", get(cdrs::cdrs_csv))
+        .route("/api/v1/trace", get(trace::get_trace).put(trace::put_trace))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(api)
 }
