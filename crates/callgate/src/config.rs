@@ -39,6 +39,8 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub admin: AdminConfig,
+    pub health: HealthConfig,
+    pub service: ServiceConfig,
     /// Users provisioned at start (idempotent).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserConfig>,
@@ -128,6 +130,8 @@ impl Default for Config {
             sip: SipConfig::default(),
             media: MediaConfig::default(),
             admin: AdminConfig::default(),
+            health: HealthConfig::default(),
+            service: ServiceConfig::default(),
             users: Vec::new(),
             trunks: Vec::new(),
             dids: Vec::new(),
@@ -167,6 +171,41 @@ impl Default for MediaConfig {
     }
 }
 
+/// The plain-HTTP listener for ops tooling: `/healthz`, `/readyz` and
+/// `/metrics` without authentication, so bind it to loopback or an ops
+/// network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// `None` (omit the key) disables it; the admin listener serves the
+    /// same endpoints behind the API token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+        }
+    }
+}
+
+/// Process behaviour under a service manager.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// On SIGTERM, how long calls in progress may go on (new ones get 503)
+    /// before the rest are ended with BYE.
+    pub drain_secs: u32,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig { drain_secs: 30 }
+    }
+}
+
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
@@ -203,6 +242,18 @@ impl Config {
 
     /// Semantic checks that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.service.drain_secs > 3600 {
+            return Err(invalid("service.drain_secs", "must be 0 to 3600 seconds"));
+        }
+        if let Some(h) = self.health.listen {
+            if h.port() == self.admin.listen.port()
+                && (h.ip() == self.admin.listen.ip()
+                    || h.ip().is_unspecified()
+                    || self.admin.listen.ip().is_unspecified())
+            {
+                return Err(invalid("health.listen", "must differ from admin.listen"));
+            }
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }

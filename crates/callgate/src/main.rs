@@ -4,6 +4,7 @@ mod config;
 mod dialplan;
 mod relay;
 mod server;
+mod service;
 mod trunks;
 mod users;
 
@@ -165,7 +166,7 @@ fn main() -> ExitCode {
                 None => println!("# embedded default configuration"),
             }
             print!("{}", config.to_display_toml());
-            server::run(config)
+            server::run(config, cli.config.clone(), cli.data_dir.clone())
         }
     };
     match result {

@@ -150,11 +150,16 @@ fn advertised_ip(config: &MediaConfig) -> IpAddr {
     }
 }
 
-/// Starts the relay on the current runtime: the hook for the core and the
-/// relay's events.
-pub fn start(
-    config: &MediaConfig,
-) -> Result<(RelayHook, mpsc::UnboundedReceiver<RelayEvent>), Box<dyn std::error::Error>> {
+/// The relay as started: the hook for the core, the relay's events, and a
+/// handle for health and counters.
+pub struct Started {
+    pub hook: RelayHook,
+    pub events: mpsc::UnboundedReceiver<RelayEvent>,
+    pub handle: RelayHandle,
+}
+
+/// Starts the relay on the current runtime.
+pub fn start(config: &MediaConfig) -> Result<Started, Box<dyn std::error::Error>> {
     let cert = media::DtlsCertificate::process()?.clone();
     let mut rc = RelayConfig::new(advertised_ip(config));
     rc.ports = config.port_min..=config.port_max;
@@ -173,5 +178,11 @@ pub fn start(
     };
     let (handle, events) =
         media::driver::spawn_sharded(rc, cert, bind, media::driver::DriverOptions::default());
-    Ok((RelayHook { handle }, events))
+    Ok(Started {
+        hook: RelayHook {
+            handle: handle.clone(),
+        },
+        events,
+        handle,
+    })
 }

@@ -200,6 +200,18 @@ impl Location {
         self.by_aor.remove(aor).unwrap_or_default()
     }
 
+    /// Removes the binding of `aor` whose contact is `contact` (forced
+    /// unregister of one device).
+    pub fn remove_contact(&mut self, aor: &str, contact: &str) -> Option<Binding> {
+        let list = self.by_aor.get_mut(aor)?;
+        let i = list.iter().position(|b| same_uri(&b.contact, contact))?;
+        let b = list.remove(i);
+        if list.is_empty() {
+            self.by_aor.remove(aor);
+        }
+        Some(b)
+    }
+
     /// Processes an authenticated REGISTER for `aor` (RFC 3261 §10.3 steps
     /// 6–8). Returns the reply and the changes to persist.
     pub fn register(

@@ -2544,3 +2544,62 @@ fn gateway_hangup_sends_bye_both_ways() {
     assert_eq!(rec.callee_user.as_deref(), Some("1001"));
     assert!(!gw.core.hangup(&call.call_id, "again", now, unix));
 }
+
+#[test]
+fn gateway_hangup_of_a_ringing_call_cancels_and_answers_487() {
+    let (mut gw, mut a, b) = two_browsers();
+    let (call, outs) = a.call(&mut gw, "INVITE", "1001");
+    let (_, inv) = one(outs);
+    gw.feed(b.src, answer(&inv, 180, "Ringing", "cb", None));
+    let (now, unix) = (gw.now, gw.unix());
+    assert!(gw.core.hangup(&call.call_id, "operator", now, unix));
+    let outs = gw.outputs();
+    let cancel = sent_to(&outs, b.dest());
+    assert_eq!(method(cancel), "CANCEL");
+    assert_eq!(cancel.top_via_branch(), inv.top_via_branch());
+    let r = sent_to(&outs, a.dest());
+    assert_eq!(status(r), 487);
+    assert!(gw.core.calls().is_empty());
+    assert_eq!(
+        gw.records.pop().unwrap().disposition,
+        signal::trunk::Disposition::Cancelled
+    );
+    // The callee's 487 after the CANCEL goes nowhere upstream.
+    let outs = gw.feed(b.src, answer(cancel, 200, "OK", "cb", None));
+    assert!(sends(&outs).iter().all(|(d, _)| *d != a.dest()));
+    let outs = gw.feed(b.src, answer(&inv, 487, "Request Terminated", "cb", None));
+    assert!(
+        sends(&outs)
+            .iter()
+            .all(|(d, m)| *d != a.dest() || m.status().is_none()),
+        "{}",
+        dump(&outs)
+    );
+    assert!(!gw.core.hangup("no-such-call", "x", now, unix));
+}
+
+#[test]
+fn draining_refuses_new_calls_with_retry_after_but_keeps_dialogs() {
+    let (mut gw, mut a, b) = two_browsers();
+    let (call, rr) = answered_call(&mut gw, &mut a, &b);
+    gw.core.set_draining(true);
+    let (_, first) = a.out_of_dialog("INVITE", "1001", 1, &[], Some(SDP));
+    let (d, r) = one(gw.feed(a.src, first));
+    assert_eq!((d, status(&r)), (a.dest(), 503));
+    assert_eq!(h1(&r, "Retry-After"), "60");
+    // The established call still ends normally.
+    let bye = a.in_dialog("BYE", &call, &b.contact, "cb", &rr, call.cseq + 1);
+    let (d, bye) = one(gw.feed(a.src, bye));
+    assert_eq!((d, method(&bye)), (b.dest(), "BYE"));
+}
+
+#[test]
+fn forced_unregister_removes_and_reports_bindings() {
+    let (mut gw, _a, b) = two_browsers();
+    let aor = format!("sip:1001@{DOMAIN}");
+    assert_eq!(gw.core.unregister(&aor, Some("sip:nobody@x.invalid")), 0);
+    assert_eq!(gw.core.unregister(&aor, Some(&b.contact)), 1);
+    let outs = gw.outputs();
+    assert_eq!(bindings(&outs).len(), 1);
+    assert!(gw.core.location().lookup(&aor, gw.unix()).is_empty());
+}

@@ -5,18 +5,20 @@
 //! the server runs; the server notices those edits through
 //! [`Store::data_version`].
 //!
-//! # Schema (version 2)
+//! # Schema (version 3)
 //!
 //! | table      | keys                                                        | holds |
 //! |------------|-------------------------------------------------------------|-------|
-//! | `users`    | `id`; unique `username`; unique `extension`                 | SIP accounts: HA1 digests (MD5 and SHA-256), never clear passwords |
+//! | `users`    | `id`; unique `username`; unique `extension`                 | SIP accounts: HA1 digests (MD5 and SHA-256), never clear passwords; caller ID, call limit, destination scope |
 //! | `bindings` | `id`; unique `(aor, instance, reg_id)` if `instance` is set, else unique `(aor, contact)` | registrar location bindings, so a restart loses none |
 //! | `settings` | `key`                                                       | text key/value configuration |
 //! | `trunks`   | `id`; unique `name`                                         | SIP trunks to providers; the trunk password in clear (see [`Store::trunk_secret`]) |
 //! | `dids`     | `id`; unique `number`; `trunk_id` → `trunks` RESTRICT; `user_id` → `users` CASCADE | inbound numbers routed to users |
 //! | `cdrs`     | `id`; indexed `started_at`, `call_id`, `caller_user`, `callee_user` | call detail records, no foreign keys so they outlive users and trunks |
+//! | `audit`    | `id`; indexed `at`                                          | changes made through the admin UI: who, from where, what, when |
 //!
-//! Version 1 had the first three tables; version 2 adds the others.
+//! Version 1 had the first three tables; version 2 adds trunks, DIDs and
+//! CDRs; version 3 the users' `allowed` column and the audit log.
 //!
 //! All times are unix seconds. The schema version is `PRAGMA user_version`;
 //! each migration runs in its own transaction, and a file with a newer
@@ -28,6 +30,7 @@
 //! a dedicated thread or behind a mutex used from `spawn_blocking`, never on
 //! a media worker, since a write may wait up to [`BUSY_TIMEOUT`] for the CLI.
 
+mod audit;
 mod bindings;
 mod cdrs;
 mod dids;
@@ -43,6 +46,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 
+pub use audit::AuditEntry;
 pub use bindings::{Binding, BindingKey, Transport, UnknownTransport, Upsert};
 pub use cdrs::{Cdr, CdrFilter, Direction, Disposition, MediaStats};
 pub use dids::Did;
@@ -52,7 +56,7 @@ pub use trunks::{
     dial_pattern_matches, CallerIdPolicy, NumberRule, Registration, RegistrationConfig, Trunk,
     TrunkConfig, MAX_TRUNK_NAME,
 };
-pub use users::{NewUser, User, UserUpdate};
+pub use users::{DestinationScope, NewUser, User, UserUpdate};
 pub use validate::{MAX_EXTENSION, MAX_NUMBER, MAX_USERNAME};
 
 use error::Context as _;
@@ -276,8 +280,8 @@ mod tests {
     }
 
     #[test]
-    fn version_1_file_migrates_to_2_keeping_data() {
-        assert_eq!(SCHEMA_VERSION, 2);
+    fn version_1_file_migrates_to_current_keeping_data() {
+        assert_eq!(SCHEMA_VERSION, 3);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         {
@@ -297,9 +301,10 @@ mod tests {
         }
 
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
         let alice = store.get_user_by_name("alice").unwrap().unwrap();
         assert_eq!(alice.extension.as_deref(), Some("1001"));
+        assert_eq!(alice.allowed, DestinationScope::International);
         let bindings = store.list_bindings("sip:alice@r").unwrap();
         assert_eq!(bindings.len(), 1);
         assert_eq!(bindings[0].contact, "sip:alice@10.0.0.1");
@@ -322,11 +327,11 @@ mod tests {
         let fresh = Store::open_in_memory().unwrap();
         assert_eq!(schema_sql(&store.conn), schema_sql(&fresh.conn));
         drop(store);
-        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 2);
+        assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), 3);
     }
 
     #[test]
-    fn fresh_file_goes_straight_to_2() {
+    fn fresh_file_goes_straight_to_current() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("new.db")).unwrap();
         assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
@@ -334,7 +339,9 @@ mod tests {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        for table in ["trunks", "dids", "cdrs", "users", "bindings", "settings"] {
+        for table in [
+            "trunks", "dids", "cdrs", "users", "bindings", "settings", "audit",
+        ] {
             assert!(names.iter().any(|n| n == table), "{table} in {names:?}");
         }
     }

@@ -153,6 +153,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX cdrs_caller_user ON cdrs (caller_user, started_at);
     CREATE INDEX cdrs_callee_user ON cdrs (callee_user, started_at);
     "#,
+    // 3: per-user destination scope, the admin audit log.
+    r#"
+    ALTER TABLE users ADD COLUMN allowed TEXT NOT NULL DEFAULT 'international'
+        CHECK (allowed IN ('local', 'national', 'international'));
+
+    -- Changes made through the admin UI: who, from where, what, when.
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          INTEGER NOT NULL,
+        actor       TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        detail      TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_at ON audit (at);
+    "#,
 ];
 
 /// Schema version this build writes and understands.

@@ -1,5 +1,9 @@
 //! SIP accounts.
 
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension as _, Row};
 
 use crate::error::{Context as _, Error, Result};
@@ -8,6 +12,73 @@ use crate::{now, validate, Store};
 const MAX_REALM: usize = 255;
 const MAX_DISPLAY_NAME: usize = 128;
 const MAX_CALLER_ID: usize = 64;
+
+/// Which numbers a user may call through a trunk. Calls to other local
+/// users are always allowed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DestinationScope {
+    /// Local users only: nothing leaves through a trunk.
+    Local,
+    /// National numbers, not international ones.
+    National,
+    /// Any number (the default).
+    #[default]
+    International,
+}
+
+impl DestinationScope {
+    pub const ALL: [DestinationScope; 3] = [
+        DestinationScope::Local,
+        DestinationScope::National,
+        DestinationScope::International,
+    ];
+
+    /// The stored spelling: `local`, `national` or `international`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationScope::Local => "local",
+            DestinationScope::National => "national",
+            DestinationScope::International => "international",
+        }
+    }
+}
+
+impl fmt::Display for DestinationScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DestinationScope {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        DestinationScope::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "allowed",
+                    format!("{s:?} is not one of \"local\", \"national\", \"international\""),
+                )
+            })
+    }
+}
+
+impl ToSql for DestinationScope {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for DestinationScope {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: Error| FromSqlError::Other(Box::new(e)))
+    }
+}
 
 /// A SIP account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +100,10 @@ pub struct User {
     pub enabled: bool,
     /// Number presented on outbound calls, if not the extension.
     pub caller_id: Option<String>,
-    /// Concurrent call limit; `None` for no per-user limit.
+    /// Concurrent call limit, at least 1; `None` for no per-user limit.
     pub max_calls: Option<u32>,
+    /// Which numbers the user may call through trunks.
+    pub allowed: DestinationScope,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -47,10 +120,12 @@ pub struct NewUser {
     pub enabled: bool,
     pub caller_id: Option<String>,
     pub max_calls: Option<u32>,
+    pub allowed: DestinationScope,
 }
 
 impl NewUser {
-    /// An enabled user with no extension, display name or limits.
+    /// An enabled user with no extension, display name or limits, allowed
+    /// to call any number.
     pub fn new(
         username: impl Into<String>,
         realm: impl Into<String>,
@@ -67,7 +142,22 @@ impl NewUser {
             enabled: true,
             caller_id: None,
             max_calls: None,
+            allowed: DestinationScope::International,
         }
+    }
+
+    /// The checks [`Store::add_user`] makes before touching the database,
+    /// so a form can report them together with its own; errors name the
+    /// field.
+    pub fn validate(&self) -> Result<()> {
+        validate::username(&self.username)?;
+        check_credentials(&self.realm, &self.ha1_md5, &self.ha1_sha256)?;
+        check_profile(
+            self.extension.as_deref(),
+            self.display_name.as_deref(),
+            self.caller_id.as_deref(),
+            self.max_calls,
+        )
     }
 }
 
@@ -84,10 +174,11 @@ pub struct UserUpdate {
     pub enabled: Option<bool>,
     pub caller_id: Option<Option<String>>,
     pub max_calls: Option<Option<u32>>,
+    pub allowed: Option<DestinationScope>,
 }
 
 const COLUMNS: &str = "id, username, extension, display_name, realm, ha1_md5, ha1_sha256, \
-                       enabled, caller_id, max_calls, created_at, updated_at";
+                       enabled, caller_id, max_calls, allowed, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -101,8 +192,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         enabled: row.get(7)?,
         caller_id: row.get(8)?,
         max_calls: row.get(9)?,
-        created_at: row.get(10)?,
-        updated_at: row.get(11)?,
+        allowed: row.get(10)?,
+        created_at: row.get(11)?,
+        updated_at: row.get(12)?,
     })
 }
 
@@ -116,7 +208,14 @@ fn check_profile(
     extension: Option<&str>,
     display_name: Option<&str>,
     caller_id: Option<&str>,
+    max_calls: Option<u32>,
 ) -> Result<()> {
+    if max_calls == Some(0) {
+        return Err(Error::invalid(
+            "max_calls",
+            "must be at least 1; leave it out for no limit",
+        ));
+    }
     if let Some(ext) = extension {
         validate::extension(ext)?;
     }
@@ -177,13 +276,7 @@ impl Store {
     /// taken and [`Error::ExtensionInUse`] if the extension (or the username,
     /// when it is a number) is another user's extension or username.
     pub fn add_user(&self, user: &NewUser) -> Result<User> {
-        validate::username(&user.username)?;
-        check_credentials(&user.realm, &user.ha1_md5, &user.ha1_sha256)?;
-        check_profile(
-            user.extension.as_deref(),
-            user.display_name.as_deref(),
-            user.caller_id.as_deref(),
-        )?;
+        user.validate()?;
 
         let tx = self.write_tx("add user")?;
         if get_by_name(&tx, &user.username).op("add user")?.is_some() {
@@ -196,8 +289,8 @@ impl Store {
         let now = now();
         tx.execute(
             "INSERT INTO users (username, extension, display_name, realm, ha1_md5, ha1_sha256, \
-             enabled, caller_id, max_calls, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+             enabled, caller_id, max_calls, allowed, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
             params![
                 user.username,
                 user.extension,
@@ -208,6 +301,7 @@ impl Store {
                 user.enabled,
                 user.caller_id,
                 user.max_calls,
+                user.allowed,
                 now,
             ],
         )
@@ -225,6 +319,7 @@ impl Store {
             enabled: user.enabled,
             caller_id: user.caller_id.clone(),
             max_calls: user.max_calls,
+            allowed: user.allowed,
             created_at: now,
             updated_at: now,
         })
@@ -312,11 +407,13 @@ impl Store {
             enabled,
             caller_id,
             max_calls,
+            allowed,
         } = update.clone();
         check_profile(
             extension.as_ref().and_then(Option::as_deref),
             display_name.as_ref().and_then(Option::as_deref),
             caller_id.as_ref().and_then(Option::as_deref),
+            max_calls.flatten(),
         )?;
         let tx = self.write_tx("update user")?;
         let mut user = get_by_name(&tx, username)
@@ -340,10 +437,13 @@ impl Store {
         if let Some(max_calls) = max_calls {
             user.max_calls = max_calls;
         }
+        if let Some(allowed) = allowed {
+            user.allowed = allowed;
+        }
         user.updated_at = now();
         tx.execute(
             "UPDATE users SET extension = ?2, display_name = ?3, enabled = ?4, caller_id = ?5, \
-             max_calls = ?6, updated_at = ?7 WHERE id = ?1",
+             max_calls = ?6, allowed = ?7, updated_at = ?8 WHERE id = ?1",
             params![
                 user.id,
                 user.extension,
@@ -351,6 +451,7 @@ impl Store {
                 user.enabled,
                 user.caller_id,
                 user.max_calls,
+                user.allowed,
                 user.updated_at,
             ],
         )
@@ -376,10 +477,86 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::*;
 
     #[test]
     fn like_escapes_wildcards() {
         assert_eq!(like_pattern("a_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+
+    fn alice() -> NewUser {
+        NewUser::new("alice", "r", "0".repeat(32), "0".repeat(64))
+    }
+
+    #[test]
+    fn destination_scope_round_trips_and_defaults() {
+        let store = Store::open_in_memory().unwrap();
+        let user = store.add_user(&alice()).unwrap();
+        assert_eq!(user.allowed, DestinationScope::International);
+        let updated = store
+            .update_user(
+                "alice",
+                &UserUpdate {
+                    allowed: Some(DestinationScope::Local),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(updated.allowed, DestinationScope::Local);
+        let read = store.get_user_by_name("alice").unwrap().unwrap();
+        assert_eq!(read.allowed, DestinationScope::Local);
+        for d in DestinationScope::ALL {
+            assert_eq!(d.as_str().parse::<DestinationScope>().unwrap(), d);
+        }
+        let err = "galactic".parse::<DestinationScope>().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "allowed",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zero_max_calls_is_refused() {
+        let store = Store::open_in_memory().unwrap();
+        let mut user = alice();
+        user.max_calls = Some(0);
+        let err = store.add_user(&user).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "max_calls",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        user.max_calls = Some(3);
+        store.add_user(&user).unwrap();
+        let err = store
+            .update_user(
+                "alice",
+                &UserUpdate {
+                    max_calls: Some(Some(0)),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Invalid {
+                    field: "max_calls",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

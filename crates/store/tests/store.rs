@@ -72,7 +72,7 @@ fn fresh_file_is_migrated_and_reopens() {
         .unwrap();
     assert_eq!(
         tables,
-        ["bindings", "cdrs", "dids", "settings", "trunks", "users"]
+        ["audit", "bindings", "cdrs", "dids", "settings", "trunks", "users"]
     );
 }
 

@@ -7,9 +7,15 @@
 //! Errors are JSON: `{"error": "...", "field": "..." | null}`.
 
 mod cdrs;
+pub mod certs;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod phone;
 mod time;
-mod trunks;
 pub mod trace;
+mod trunks;
+pub mod ui;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -95,6 +101,21 @@ pub enum CoreQuery {
     Calls(oneshot::Sender<Vec<CallView>>),
     /// The state of every trunk the core knows.
     TrunkStatus(oneshot::Sender<Vec<TrunkStatusView>>),
+    /// Health and counters for the admin dashboard.
+    Dashboard(oneshot::Sender<ui::DashboardView>),
+    /// Removes the bindings of `aor` (`sip:user@domain`): the one with
+    /// this `contact`, or all when `None`; replies with how many went.
+    Unregister {
+        aor: String,
+        contact: Option<String>,
+        reply: oneshot::Sender<usize>,
+    },
+    /// Ends the call (BYE or CANCEL both ways); false if there is no such
+    /// call.
+    Hangup {
+        call_id: String,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// How long the trunk routes wait for the core's trunk states before
@@ -109,7 +130,13 @@ pub struct Api {
     pub core: mpsc::Sender<CoreQuery>,
     /// The SIP trace the signalling task records into.
     pub trace: Arc<trace::SipTrace>,
+    /// Admin UI state: login sessions, chart samples, admin events.
+    pub ui: ui::UiState,
     store: Mutex<Option<store::Store>>,
+    /// Set by [`Api::with_certs`]; `/api/v1/certificate` needs it.
+    certs: std::sync::OnceLock<certs::CertContext>,
+    /// Set by [`Api::with_phone`]; what `/phone` tells the page.
+    phone: std::sync::OnceLock<phone::PhoneConfig>,
 }
 
 impl Api {
@@ -120,12 +147,15 @@ impl Api {
         core: mpsc::Sender<CoreQuery>,
     ) -> Arc<Api> {
         Arc::new(Api {
+            ui: ui::UiState::new(&db_path, ui::UiOptions::default()),
             db_path,
             realm,
             token,
             core,
             trace: Arc::new(trace::SipTrace::default()),
             store: Mutex::new(None),
+            certs: Default::default(),
+            phone: Default::default(),
         })
     }
 
@@ -508,6 +538,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/cdrs.csv", get(cdrs::cdrs_csv))
         .route("/api/v1/trace", get(trace::get_trace).put(trace::put_trace))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(openapi::routes())
+        .merge(ui::router(&api))
+        .merge(certs::routes())
+        .merge(phone::router(phone::config_for(&api)))
         .with_state(api)
 }
 
@@ -521,7 +555,7 @@ pub async fn serve(
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(cfg));
     axum_server::bind_rustls(addr, config)
-        .serve(router(api).into_make_service())
+        .serve(router(api).into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await
 }
 
@@ -552,6 +586,15 @@ mod tests {
                             expires_in: Some(300),
                             active_calls: 1,
                         }]);
+                    }
+                    CoreQuery::Dashboard(r) => {
+                        let _ = r.send(ui::DashboardView::default());
+                    }
+                    CoreQuery::Unregister { reply, .. } => {
+                        let _ = reply.send(0);
+                    }
+                    CoreQuery::Hangup { reply, .. } => {
+                        let _ = reply.send(false);
                     }
                 }
             }

@@ -231,6 +231,172 @@ pub struct Stats {
     pub responses_dropped: u64,
     pub auth_failures: u64,
     pub forwarded: u64,
+    /// SIP messages by direction, transport and kind; see
+    /// [`Stats::message_counts`].
+    pub messages: MessageCounts,
+}
+
+impl Stats {
+    /// The non-zero message counters, as totals since start.
+    pub fn message_counts(&self) -> impl Iterator<Item = MessageCount> + '_ {
+        self.messages.iter()
+    }
+}
+
+/// One counter of [`Stats::message_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageCount {
+    /// "in" (received) or "out" (queued to send).
+    pub direction: &'static str,
+    /// "udp", "tcp", "tls", "ws", "wss", or "flow" for a send on a
+    /// connection the core has not seen a message on.
+    pub transport: &'static str,
+    /// The request method ("INVITE", ..., "OTHER" for extension methods),
+    /// the response class ("1xx" to "6xx"), or "invalid" for received bytes
+    /// that did not parse.
+    pub kind: &'static str,
+    pub total: u64,
+}
+
+const MSG_DIRECTIONS: [&str; 2] = ["in", "out"];
+const MSG_TRANSPORTS: [&str; 6] = ["udp", "tcp", "tls", "ws", "wss", "flow"];
+const MSG_KINDS: [&str; 22] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "MESSAGE",
+    "INFO",
+    "PRACK",
+    "UPDATE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "PUBLISH",
+    "OTHER",
+    "1xx",
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "6xx",
+    "invalid",
+];
+const MSG_SLOTS: usize = MSG_DIRECTIONS.len() * MSG_TRANSPORTS.len() * MSG_KINDS.len();
+/// Index of "OTHER" in [`MSG_KINDS`].
+const KIND_OTHER: usize = 14;
+/// Index of "1xx" in [`MSG_KINDS`].
+const KIND_1XX: usize = 15;
+/// Index of "invalid" in [`MSG_KINDS`].
+const KIND_INVALID: usize = 21;
+
+/// Message counters in a fixed table: counting allocates nothing.
+#[derive(Clone)]
+pub struct MessageCounts([u64; MSG_SLOTS]);
+
+impl Default for MessageCounts {
+    fn default() -> Self {
+        MessageCounts([0; MSG_SLOTS])
+    }
+}
+
+impl std::fmt::Debug for MessageCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl MessageCounts {
+    /// The non-zero counters.
+    pub fn iter(&self) -> impl Iterator<Item = MessageCount> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| {
+                let kinds = MSG_KINDS.len();
+                let per_direction = MSG_TRANSPORTS.len() * kinds;
+                MessageCount {
+                    direction: MSG_DIRECTIONS[i / per_direction],
+                    transport: MSG_TRANSPORTS[i % per_direction / kinds],
+                    kind: MSG_KINDS[i % kinds],
+                    total: *n,
+                }
+            })
+    }
+
+    /// The count of one combination (labels as in [`MessageCount`]).
+    pub fn get(&self, direction: &str, transport: &str, kind: &str) -> u64 {
+        let pos = |all: &[&str], v: &str| all.iter().position(|x| *x == v);
+        match (
+            pos(&MSG_DIRECTIONS, direction),
+            pos(&MSG_TRANSPORTS, transport),
+            pos(&MSG_KINDS, kind),
+        ) {
+            (Some(d), Some(t), Some(k)) => self.0[Self::slot(d, t, k)],
+            _ => 0,
+        }
+    }
+
+    fn slot(direction: usize, transport: usize, kind: usize) -> usize {
+        (direction * MSG_TRANSPORTS.len() + transport) * MSG_KINDS.len() + kind
+    }
+
+    /// `transport`: `None` for an unknown flow.
+    fn count(&mut self, out: bool, transport: Option<Transport>, kind: usize) {
+        let t = match transport {
+            Some(Transport::Udp) => 0,
+            Some(Transport::Tcp) => 1,
+            Some(Transport::Tls) => 2,
+            Some(Transport::Ws) => 3,
+            Some(Transport::Wss) => 4,
+            None => 5,
+        };
+        self.0[Self::slot(usize::from(out), t, kind)] += 1;
+    }
+}
+
+/// The [`MSG_KINDS`] index of a method.
+fn method_kind(m: &Method) -> usize {
+    match m {
+        Method::Invite => 0,
+        Method::Ack => 1,
+        Method::Bye => 2,
+        Method::Cancel => 3,
+        Method::Register => 4,
+        Method::Options => 5,
+        Method::Message => 6,
+        Method::Info => 7,
+        Method::Prack => 8,
+        Method::Update => 9,
+        Method::Subscribe => 10,
+        Method::Notify => 11,
+        Method::Refer => 12,
+        Method::Publish => 13,
+        Method::Other(_) => KIND_OTHER,
+    }
+}
+
+/// The [`MSG_KINDS`] index of a status code's class.
+fn status_kind(code: u16) -> usize {
+    match code {
+        100..=699 => KIND_1XX + usize::from(code / 100 - 1),
+        _ => KIND_INVALID,
+    }
+}
+
+/// The [`MSG_KINDS`] index of a serialized message, from its start line.
+fn wire_kind(data: &[u8]) -> usize {
+    if let Some(rest) = data.strip_prefix(b"SIP/2.0 ") {
+        return match rest.first() {
+            Some(d @ b'1'..=b'6') => KIND_1XX + usize::from(d - b'1'),
+            _ => KIND_INVALID,
+        };
+    }
+    let token = data.split(|b| *b == b' ').next().unwrap_or_default();
+    Method::from_bytes(token).map_or(KIND_INVALID, |m| method_kind(&m))
 }
 
 #[derive(Debug, Clone)]
@@ -357,7 +523,12 @@ pub struct Core {
     next_call: Option<CallMeta>,
     /// Trunk challenges to answer once the current batch is handled.
     auth_retries: Vec<(u64, TransactionId, Message)>,
+    /// A graceful stop is under way: no new calls.
+    draining: bool,
     pub stats: Stats,
+    /// The transport of each flow a message arrived on, to label what is
+    /// sent over it.
+    flow_transports: HashMap<u64, Transport>,
 }
 
 impl Core {
@@ -403,7 +574,9 @@ impl Core {
             trunk_regs: HashMap::new(),
             next_call: None,
             auth_retries: Vec::new(),
+            draining: false,
             stats: Stats::default(),
+            flow_transports: HashMap::new(),
         }
     }
 
@@ -503,6 +676,7 @@ impl Core {
     /// `next_deadline` makes due at once).
     pub fn flow_closed(&mut self, flow: u64) {
         self.flows.remove(&flow);
+        self.flow_transports.remove(&flow);
         if self.last_now.is_some() && !self.closed.contains(&flow) {
             self.closed.push(flow);
         }
@@ -574,15 +748,25 @@ impl Core {
         self.stats.received += 1;
         if let Some(f) = src.flow {
             self.flows.insert(f);
+            self.flow_transports.insert(f, src.transport);
         }
         let msg = match Message::parse(data, &self.cfg.limits) {
             Ok(m) => m,
             Err(_) => {
                 // Not even a start line and headers: nothing to answer to.
                 self.stats.unparsable_dropped += 1;
+                self.stats
+                    .messages
+                    .count(false, Some(src.transport), KIND_INVALID);
                 return;
             }
         };
+        let kind = match (msg.method(), msg.status()) {
+            (Some(m), _) => method_kind(m),
+            (None, Some(code)) => status_kind(code),
+            (None, None) => KIND_INVALID,
+        };
+        self.stats.messages.count(false, Some(src.transport), kind);
         if msg.is_response() {
             self.on_response(msg, now, unix);
         } else {
@@ -661,6 +845,11 @@ impl Core {
     }
 
     fn send(&mut self, dest: Dest, data: Bytes) {
+        let transport = match dest {
+            Dest::Addr(t, _) => Some(t),
+            Dest::Flow(f) => self.flow_transports.get(&f).copied(),
+        };
+        self.stats.messages.count(true, transport, wire_kind(&data));
         self.out.push_back(Output::Send { dest, data });
     }
 
@@ -925,6 +1114,11 @@ impl Core {
         }
         if let Some(ctx) = self.servers.get_mut(&id) {
             ctx.request = msg.clone();
+        }
+        if self.draining && !in_dialog && method == Method::Invite {
+            let retry = ("Retry-After", "60".to_owned());
+            self.reply(id, 503, "Shutting Down", &[retry], now, unix);
+            return;
         }
         // A trunk calling one of our DIDs needs no credentials: its source
         // address is trusted, and the call can only reach a local user.
@@ -2294,4 +2488,79 @@ fn via_text(v: &sip::Via<'_>) -> String {
         v.transport(),
         v.host_str()
     )
+}
+
+#[cfg(test)]
+mod message_count_tests {
+    use super::*;
+
+    fn register(transport: &str, cseq: u32) -> String {
+        format!(
+            "REGISTER sip:example.com SIP/2.0\r\n\
+             Via: SIP/2.0/{transport} 192.0.2.1:5070;branch=z9hG4bK-reg{cseq}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:1000@example.com>;tag=a{cseq}\r\n\
+             To: <sip:1000@example.com>\r\n\
+             Call-ID: count-{cseq}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:1000@192.0.2.1:5070>\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    #[test]
+    fn counts_by_direction_transport_and_kind() {
+        let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let cfg = CoreConfig::new("example.com", vec![(Transport::Udp, local)]);
+        let mut core = Core::new(cfg, [1; 32], 7);
+        let now = Instant::now();
+        let udp = Source {
+            transport: Transport::Udp,
+            flow: None,
+            addr: "192.0.2.1:5070".parse().unwrap(),
+            local,
+        };
+        let wss = Source {
+            transport: Transport::Wss,
+            flow: Some(9),
+            ..udp
+        };
+        core.on_message(udp, Bytes::from(register("UDP", 1)), now, 1_700_000_000);
+        core.on_message(wss, Bytes::from(register("WSS", 2)), now, 1_700_000_000);
+        core.on_message(udp, Bytes::from_static(b"hello"), now, 1_700_000_000);
+        let mut sent = Vec::new();
+        while let Some(o) = core.poll_output() {
+            if let Output::Send { dest, .. } = o {
+                sent.push(dest);
+            }
+        }
+        let m = &core.stats.messages;
+        assert_eq!(m.get("in", "udp", "REGISTER"), 1);
+        assert_eq!(m.get("in", "wss", "REGISTER"), 1);
+        assert_eq!(m.get("in", "udp", "invalid"), 1);
+        // Both are challenged; the WSS answer goes back over the flow.
+        assert!(sent.contains(&Dest::Flow(9)), "{sent:?}");
+        assert_eq!(m.get("out", "udp", "4xx"), 1, "{m:?}");
+        assert_eq!(m.get("out", "wss", "4xx"), 1, "{m:?}");
+        let total: u64 = core.stats.message_counts().map(|c| c.total).sum();
+        assert_eq!(total, 3 + sent.len() as u64);
+        assert!(core
+            .stats
+            .message_counts()
+            .all(|c| c.total > 0 && !c.kind.is_empty()));
+    }
+
+    #[test]
+    fn kinds_of_serialized_messages() {
+        let kind = |b: &[u8]| MSG_KINDS[wire_kind(b)];
+        assert_eq!(kind(b"INVITE sip:a@b SIP/2.0\r\n"), "INVITE");
+        assert_eq!(kind(b"FOO sip:a@b SIP/2.0\r\n"), "OTHER");
+        assert_eq!(kind(b"SIP/2.0 180 Ringing\r\n"), "1xx");
+        assert_eq!(kind(b"SIP/2.0 603 Decline\r\n"), "6xx");
+        assert_eq!(kind(b"SIP/2.0 999 What\r\n"), "invalid");
+        assert_eq!(kind(b""), "invalid");
+        assert_eq!(MSG_KINDS[status_kind(486)], "4xx");
+        assert_eq!(MSG_KINDS[method_kind(&Method::Other("X".into()))], "OTHER");
+        assert_eq!(MSG_KINDS[KIND_INVALID], "invalid");
+    }
 }

@@ -531,18 +531,68 @@ impl Core {
         }
     }
 
-    /// Ends an established call from the gateway: BYE to both parties.
-    /// Returns false when no answered call has that Call-ID.
+    /// Ends a call from the gateway: an answered one with a BYE to both
+    /// parties, a ringing one by cancelling its branches and answering the
+    /// caller 487. Returns false when no call has that Call-ID.
     pub fn hangup(&mut self, call_id: &str, reason: &str, now: Instant, unix: u64) -> bool {
-        let key = self
-            .calls
-            .iter()
-            .find(|(k, c)| k.0 == call_id && c.answered_unix.is_some())
-            .map(|(k, _)| k.clone());
-        match key {
-            Some(key) => self.hangup_key(&key, reason, now, unix),
-            None => false,
+        let Some(key) = self.calls.keys().find(|k| k.0 == call_id).cloned() else {
+            return false;
+        };
+        if self.calls.get(&key).is_some_and(|c| c.answered_unix.is_some()) {
+            return self.hangup_key(&key, reason, now, unix);
         }
+        let pid = self
+            .proxies
+            .iter()
+            .find(|(_, p)| p.call.as_ref() == Some(&key) && !p.final_sent)
+            .map(|(pid, _)| *pid);
+        let Some(pid) = pid else {
+            return false;
+        };
+        self.cancel_branches(pid, None, now, unix);
+        if let Some(p) = self.proxies.get_mut(&pid) {
+            // The caller is told now; the branches' 487s are absorbed.
+            p.final_sent = true;
+            let server = p.server;
+            p.call = None;
+            self.finish_call(&key, Disposition::Cancelled, reason, unix);
+            self.reply(server, 487, "Request Terminated", &[], now, unix);
+        }
+        true
+    }
+
+    /// Ends every call (shutdown after the drain time).
+    pub fn hangup_all(&mut self, reason: &str, now: Instant, unix: u64) -> usize {
+        let ids: Vec<String> = self.calls.keys().map(|k| k.0.clone()).collect();
+        ids.iter()
+            .filter(|id| self.hangup(id, reason, now, unix))
+            .count()
+    }
+
+    /// Stops taking new calls (a graceful stop): new INVITEs get 503 with
+    /// Retry-After; calls in progress and everything else go on.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Number of calls in the call list.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Forced unregister: the binding of `aor` with `contact`, or all of
+    /// them. Returns how many were removed (each is also reported for the
+    /// store).
+    pub fn unregister(&mut self, aor: &str, contact: Option<&str>) -> usize {
+        let gone = match contact {
+            Some(c) => self.location.remove_contact(aor, c).into_iter().collect(),
+            None => self.location.remove_aor(aor),
+        };
+        let n = gone.len();
+        for b in gone {
+            self.out.push_back(Output::Binding(Change::Remove(b)));
+        }
+        n
     }
 
     fn hangup_key(

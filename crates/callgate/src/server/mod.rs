@@ -8,6 +8,8 @@
 //! - with `[media] relay = true`, the media relay's driver tasks (see
 //!   [`crate::relay`]); the core rewrites SDP through it synchronously.
 
+mod ops;
+
 use crate::config::Config;
 use crate::dialplan;
 use crate::relay;
@@ -16,8 +18,10 @@ use bytes::Bytes;
 use signal::auth::{Directory, UserRecord};
 use signal::registrar::{Binding, Change};
 use signal::{Core, CoreConfig, Dest, Output, Source};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use transport::{Event, Target, Transports};
@@ -133,20 +137,36 @@ enum StoreCmd {
 }
 
 /// What the store thread hands the core after another writer (the CLI,
-/// the API) changed the database.
+/// the API, the admin UI) changed the database.
 enum Reload {
     Users(Directory),
     Dialplan(signal::trunk::Dialplan),
 }
 
-/// Opens the store, applies provisioning, prints first-start secrets.
+/// Opens the store, applies provisioning and the settings the admin UI
+/// wrote, prints first-start secrets.
 fn prepare_store(
-    config: &Config,
+    config: &mut Config,
     db: &Path,
 ) -> Result<(store::Store, [u8; 32], String), Box<dyn std::error::Error>> {
     let store = store::Store::open(db)?;
-    let realm = &config.sip.domain;
-    let changed = users::provision(&store, realm, &config.users)?;
+    // The first-run wizard's answers win over the file: they were given
+    // later, by an operator, on this box.
+    if let Some(domain) = store.get_setting("sip_domain")?.filter(|d| !d.is_empty()) {
+        if domain != config.sip.domain {
+            tracing::info!(domain, "SIP domain set in the admin UI");
+            config.sip.domain = domain;
+        }
+    }
+    if let Some(addr) = store.get_setting("advertised_address")? {
+        match addr.parse() {
+            Ok(ip) => config.media.advertised_address = Some(ip),
+            Err(_) if addr.is_empty() => {}
+            Err(_) => tracing::warn!(addr, "ignoring the admin UI's advertised address"),
+        }
+    }
+    let realm = config.sip.domain.clone();
+    let changed = users::provision(&store, &realm, &config.users)?;
     if changed > 0 {
         tracing::info!(changed, "users from the config file applied");
     }
@@ -156,9 +176,16 @@ fn prepare_store(
         tracing::info!(changed, "trunks and DIDs from the config file applied");
     }
     if config.users.is_empty() {
-        for (name, pw) in users::ensure_demo_users(&store, realm)? {
+        for (name, pw) in users::ensure_demo_users(&store, &realm)? {
             println!("created demo user {name} (sip:{name}@{realm}) with password {pw}");
         }
+    }
+    // The admin password: printed once, and kept owner-only in the data
+    // dir until the first login replaces it (the appliance console shows
+    // it from there).
+    if let Some(pw) = web::ui::ensure_admin_password(&store)? {
+        println!("admin UI password (change it at first login): {pw}");
+        write_private(&config.data_dir.join(ADMIN_PASSWORD_FILE), pw.as_bytes())?;
     }
     // The nonce key survives restarts so outstanding challenges stay valid.
     let secret = match store.get_setting("nonce_secret")? {
@@ -192,6 +219,9 @@ fn prepare_store(
     Ok((store, secret, token))
 }
 
+/// The one-time admin password, until the first login changes it.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password.txt";
+
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -204,16 +234,55 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.write_all(data)
 }
 
-/// Runs the gateway until SIGINT/SIGTERM.
-pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+/// What the core task needs besides the core: the web side's shared state,
+/// the relay's handle, and where listener and store health is reported.
+struct Ctx {
+    transports: Transports,
+    store_tx: std_mpsc::Sender<StoreCmd>,
+    trace: Arc<web::trace::SipTrace>,
+    health: Arc<web::health::HealthState>,
+    metrics: Arc<web::metrics::Metrics>,
+    relay: Option<media::driver::RelayHandle>,
+    /// Listeners outside the transports (admin, health) report failures here.
+    listener_errors: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    store_health: Arc<Mutex<Result<(), String>>>,
+    heartbeats: web::health::HeartbeatWatch,
+    workers_alive: Vec<bool>,
+    started: Instant,
+    drain: Duration,
+    cert_store: Arc<transport::tls::CertStore>,
+    /// For SIGHUP: where the configuration came from.
+    reload: ReloadSource,
+    /// Bumped every second by the core task, for the service watchdog.
+    beat: Arc<AtomicU64>,
+    /// A stop is under way.
+    draining: bool,
+}
+
+/// Where SIGHUP re-reads the configuration from.
+#[derive(Clone)]
+pub struct ReloadSource {
+    pub config_path: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub db: PathBuf,
+    pub names: Vec<String>,
+}
+
+/// Runs the gateway until SIGINT/SIGTERM (graceful: see `[service]
+/// drain_secs`). SIGHUP re-reads the configuration file and certificates.
+pub fn run(
+    mut config: Config,
+    config_path: Option<PathBuf>,
+    data_dir_override: Option<PathBuf>,
+) -> Result<(), Box<dyn std::error::Error>> {
     let db = config.data_dir.join("callgate.db");
-    let (store, secret, token) = prepare_store(&config, &db)?;
+    let (store, secret, token) = prepare_store(&mut config, &db)?;
     let users = load_users(&store)?;
     let dialplan = dialplan::load(&store)?;
     let bindings = store.list_all_bindings()?;
 
     let names = vec![config.sip.domain.clone()];
-    let (cert, key) = transport::tls::ensure_certificate(
+    let (cert, key) = transport::tls::startup_paths(
         &config.data_dir,
         config
             .sip
@@ -222,12 +291,15 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             .zip(config.sip.tls_key.as_deref()),
         &names,
     )?;
-    let server_tls = transport::tls::server_config(&cert, &key)?;
+    let cert_store = transport::tls::CertStore::load(&cert, &key)?;
+    let server_tls = cert_store.server_config();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("callgate")
         .build()?;
+    let store_health = Arc::new(Mutex::new(Ok(())));
+    let metrics = web::metrics::Metrics::new();
     let store_thread = rt.block_on(async move {
         let tconfig = transport::Config {
             udp: config.sip.udp.clone(),
@@ -277,29 +349,91 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         tracing::info!(restored, "registrations restored");
-        let media_events = if config.media.relay {
-            let (hook, events) = relay::start(&config.media)?;
-            core.set_media(Box::new(hook));
-            Some(events)
+        let (media_events, relay) = if config.media.relay {
+            let started = relay::start(&config.media)?;
+            core.set_media(Box::new(started.hook));
+            (Some(started.events), Some(started.handle))
         } else {
-            None
+            (None, None)
         };
 
-        let (store_tx, users_rx, store_thread) = spawn_store_thread(store, db.clone());
+        let (store_tx, users_rx, store_thread) = spawn_store_thread(
+            store,
+            db.clone(),
+            store_health.clone(),
+            metrics.clone(),
+            config.data_dir.join(ADMIN_PASSWORD_FILE),
+        );
         let (query_tx, query_rx) = mpsc::channel(16);
-        let api = web::Api::new(db.clone(), config.sip.domain.clone(), token, query_tx);
-        let trace = api.trace.clone();
-        let admin = config.admin.listen;
-        // SIP service does not depend on the admin listener: a port clash
-        // there is reported, not fatal.
-        tokio::spawn(async move {
-            tracing::info!("listening on https {admin} (JSON API /api/v1)");
-            if let Err(e) = web::serve(admin, server_tls, api).await {
-                tracing::error!("admin listener {admin} failed: {e}");
-            }
+        let (admin_tx, admin_rx) = mpsc::channel(16);
+        let wss_port = transports
+            .local_addr(transport::Transport::Wss)
+            .map_or(7443, |a| a.port());
+        let api = web::Api::with_ui(
+            db.clone(),
+            config.sip.domain.clone(),
+            token,
+            query_tx,
+            web::ui::UiOptions {
+                data_dir: Some(config.data_dir.clone()),
+                admin_events: Some(admin_tx),
+            },
+        )
+        .with_certs(web::certs::CertContext {
+            store: cert_store.clone(),
+            data_dir: config.data_dir.clone(),
+            names: names.clone(),
+        })
+        .with_phone(web::phone::PhoneConfig {
+            sip_domain: config.sip.domain.clone(),
+            wss_url_port: wss_port,
         });
+        web::ui::spawn_sampler(api.clone());
+        let trace = api.trace.clone();
+        let health = web::health::HealthState::new();
+        let listener_errors = Arc::new(Mutex::new(Vec::new()));
+        // SIP service does not depend on the admin or health listeners: a
+        // port clash there is reported (and makes /readyz fail), not fatal.
+        let admin = config.admin.listen;
+        let admin_name = format!("admin https {admin}");
+        listener_errors
+            .lock()
+            .unwrap()
+            .push((admin_name.clone(), None));
+        {
+            let (health, metrics, errors) =
+                (health.clone(), metrics.clone(), listener_errors.clone());
+            tokio::spawn(async move {
+                tracing::info!("listening on https {admin} (admin UI, JSON API /api/v1)");
+                if let Err(e) =
+                    web::health::serve_admin(admin, server_tls, api, health, metrics).await
+                {
+                    tracing::error!("admin listener {admin} failed: {e}");
+                    set_listener_error(&errors, &admin_name, e.to_string());
+                }
+            });
+        }
+        if let Some(addr) = config.health.listen {
+            let name = format!("health http {addr}");
+            listener_errors.lock().unwrap().push((name.clone(), None));
+            let (health, metrics, errors) =
+                (health.clone(), metrics.clone(), listener_errors.clone());
+            tokio::spawn(async move {
+                let r = match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => {
+                        tracing::info!("listening on http {addr} (/healthz /readyz /metrics)");
+                        web::health::serve_health_on(l, health, metrics).await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    tracing::error!("health listener {addr} failed: {e}");
+                    set_listener_error(&errors, &name, e.to_string());
+                }
+            });
+        }
         println!(
-            "callgate {} ready: SIP domain {}, WSS {}",
+            "callgate {} ready: SIP domain {}, WSS {}, admin https://{}",
             env!("CARGO_PKG_VERSION"),
             config.sip.domain,
             config
@@ -308,19 +442,52 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .map(|a| format!("wss://{a}"))
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" "),
+            config.admin.listen,
         );
+        let beat = Arc::new(AtomicU64::new(0));
+        let ctx = Ctx {
+            transports,
+            store_tx,
+            trace,
+            health,
+            metrics,
+            relay,
+            listener_errors,
+            store_health,
+            heartbeats: web::health::HeartbeatWatch::default(),
+            workers_alive: Vec::new(),
+            started: Instant::now(),
+            drain: Duration::from_secs(u64::from(config.service.drain_secs)),
+            cert_store,
+            reload: ReloadSource {
+                config_path,
+                data_dir: data_dir_override,
+                db: db.clone(),
+                names,
+            },
+            beat,
+            draining: false,
+        };
+        crate::service::ready();
+        let workers = ctx.relay.clone();
+        // Kept for the life of the core loop: dropping it stops the pings.
+        let _watchdog = crate::service::Watchdog::spawn(ctx.beat.clone(), move || {
+            workers
+                .as_ref()
+                .map(|r| r.worker_heartbeats())
+                .unwrap_or_default()
+        });
         // Consumes the store sender: once the loop ends the store thread
         // drains what is queued and exits.
         run_core(
             core,
-            transports,
+            ctx,
             events,
-            store_tx,
             users_rx,
             query_rx,
             media_events,
-            trace,
+            admin_rx,
         )
         .await;
         Ok::<_, Box<dyn std::error::Error>>(store_thread)
@@ -335,9 +502,19 @@ pub fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn set_listener_error(errors: &Mutex<Vec<(String, Option<String>)>>, name: &str, e: String) {
+    let mut errors = errors.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(entry) = errors.iter_mut().find(|(n, _)| n == name) {
+        entry.1 = Some(e);
+    }
+}
+
 fn spawn_store_thread(
     store: store::Store,
     db: std::path::PathBuf,
+    health: Arc<Mutex<Result<(), String>>>,
+    metrics: Arc<web::metrics::Metrics>,
+    admin_password_file: PathBuf,
 ) -> (
     std_mpsc::Sender<StoreCmd>,
     mpsc::Receiver<Reload>,
@@ -349,8 +526,11 @@ fn spawn_store_thread(
         .name("store".into())
         .spawn(move || {
             let mut version = store.data_version().unwrap_or(0);
+            let mut last_probe = Instant::now() - Duration::from_secs(10);
             loop {
-                match rx.recv_timeout(Duration::from_millis(500)) {
+                let cmd = rx.recv_timeout(Duration::from_millis(500));
+                let started = Instant::now();
+                match cmd {
                     Ok(StoreCmd::Binding(change)) => {
                         let r = match &change {
                             Change::Upsert(b) => {
@@ -361,21 +541,37 @@ fn spawn_store_thread(
                                 store.remove_binding(&sb.aor, sb.key()).map(|_| ())
                             }
                         };
+                        metrics.observe_store_write(started.elapsed());
                         if let Err(e) = r {
                             tracing::warn!(db = %db.display(), "persisting binding: {e}");
+                            *health.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Err(e.to_string());
                         }
                     }
                     Ok(StoreCmd::Cdr(record)) => {
                         let call = record.call_id.clone();
-                        if let Err(e) = store.insert_cdr(&dialplan::cdr(record)) {
+                        let r = store.insert_cdr(&dialplan::cdr(record));
+                        metrics.observe_store_write(started.elapsed());
+                        if let Err(e) = r {
                             tracing::warn!(call, "writing CDR: {e}");
                         }
                     }
                     Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
                 }
-                // data_version moves when another connection (the CLI)
-                // commits; then the user directory is reloaded.
+                // Readiness: the store must take a write, every second.
+                if last_probe.elapsed() >= Duration::from_secs(1) {
+                    last_probe = Instant::now();
+                    let t = Instant::now();
+                    let r = store
+                        .set_setting("health_probe", &unix_now().to_string())
+                        .map_err(|e| e.to_string());
+                    metrics.observe_store_write(t.elapsed());
+                    *health.lock().unwrap_or_else(PoisonError::into_inner) = r;
+                }
+                // data_version moves when another connection (the CLI, the
+                // API, the admin UI) commits; then users and the dialplan
+                // are reloaded.
                 if let Ok(v) = store.data_version() {
                     if v != version {
                         version = v;
@@ -393,6 +589,17 @@ fn spawn_store_thread(
                             }
                             Err(e) => tracing::warn!("reloading trunks: {e}"),
                         }
+                        // The first login replaced the one-time password.
+                        if store
+                            .get_setting("admin_must_change")
+                            .ok()
+                            .flatten()
+                            .as_deref()
+                            != Some("1")
+                            && admin_password_file.exists()
+                        {
+                            let _ = std::fs::remove_file(&admin_password_file);
+                        }
                     }
                 }
             }
@@ -401,32 +608,57 @@ fn spawn_store_thread(
     (tx, users_rx, handle)
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
+/// The signals the core task acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+enum Sig {
+    Stop,
+    Reload,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Sig {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = self.term.recv() => Sig::Stop,
+            _ = self.int.recv() => Sig::Stop,
+            _ = self.hup.recv() => Sig::Reload,
         }
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn run_core(
     mut core: Core,
-    transports: Transports,
+    mut ctx: Ctx,
     mut events: mpsc::Receiver<Event>,
-    store_tx: std_mpsc::Sender<StoreCmd>,
     mut users_rx: mpsc::Receiver<Reload>,
     mut query_rx: mpsc::Receiver<web::CoreQuery>,
     mut media_events: Option<mpsc::UnboundedReceiver<media::RelayEvent>>,
-    trace: std::sync::Arc<web::trace::SipTrace>,
+    mut admin_rx: mpsc::Receiver<web::ui::AdminEvent>,
 ) {
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}");
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Set once a stop is asked for: calls may go on until then.
+    let mut stop_at: Option<Instant> = None;
     core.on_timer(Instant::now(), unix_now());
     loop {
         let deadline = core
@@ -442,8 +674,8 @@ async fn run_core(
                             "recv {}", first_line(&m.data)
                         );
                     }
-                    if trace.enabled() {
-                        trace.record(true, m.transport.param(), &m.source.to_string(), &m.data);
+                    if ctx.trace.enabled() {
+                        ctx.trace.record(true, m.transport.param(), &m.source.to_string(), &m.data);
                     }
                     let src = Source {
                         transport: to_signal_transport(m.transport),
@@ -457,6 +689,7 @@ async fn run_core(
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline) => core.on_timer(Instant::now(), unix_now()),
+            _ = tick.tick() => ops::tick(&mut core, &mut ctx),
             Some(reload) = users_rx.recv() => match reload {
                 Reload::Users(users) => {
                     tracing::info!(users = users.len(), "user directory reloaded");
@@ -464,12 +697,13 @@ async fn run_core(
                 }
                 Reload::Dialplan(d) => {
                     tracing::info!(trunks = d.trunks.len(), dids = d.dids.len(), "dialplan reloaded");
-                    transports.set_tls_names(tls_names(&d));
+                    ctx.transports.set_tls_names(tls_names(&d));
                     core.set_dialplan(d);
                     core.on_timer(Instant::now(), unix_now());
                 }
             },
-            Some(q) = query_rx.recv() => answer_query(&mut core, q),
+            Some(q) = query_rx.recv() => ops::answer_query(&mut core, &ctx, q),
+            Some(ev) = admin_rx.recv() => ops::admin_event(&ctx, ev),
             Some(ev) = async {
                 match media_events.as_mut() {
                     Some(rx) => rx.recv().await,
@@ -485,37 +719,76 @@ async fn run_core(
                     tracing::warn!(call = session, ?side, reason, "media leg failed");
                 }
             },
-            _ = &mut shutdown => break,
-        }
-        while let Some(out) = core.poll_output() {
-            match out {
-                Output::Send { dest, data } => {
-                    if tracing::enabled!(tracing::Level::DEBUG) {
-                        tracing::debug!(?dest, "send {}", first_line(&data));
-                    }
-                    if trace.enabled() {
-                        let (t, peer) = match dest {
-                            Dest::Flow(f) => ("flow", format!("flow {f}")),
-                            Dest::Addr(t, a) => (t.param(), a.to_string()),
-                        };
-                        trace.record(false, t, &peer, &data);
-                    }
-                    send(&transports, dest, data).await
+            sig = signals.next() => match sig {
+                Sig::Reload => ops::reload(&ctx),
+                Sig::Stop if stop_at.is_some() => {
+                    tracing::warn!("second stop signal: ending calls now");
+                    stop_at = Some(Instant::now());
                 }
-                Output::Binding(change) => {
-                    let _ = store_tx.send(StoreCmd::Binding(change));
-                }
-                Output::CallEnded(record) => {
+                Sig::Stop => {
+                    crate::service::stopping();
+                    let calls = core.call_count();
                     tracing::info!(
-                        call = record.call_id,
-                        direction = ?record.direction,
-                        disposition = ?record.disposition,
-                        trunk = record.trunk.as_deref().unwrap_or(""),
-                        reason = record.reason,
-                        "call ended"
+                        calls,
+                        drain_secs = ctx.drain.as_secs(),
+                        "stopping: new calls get 503, calls in progress may finish"
                     );
-                    let _ = store_tx.send(StoreCmd::Cdr(record));
+                    core.set_draining(true);
+                    ctx.draining = true;
+                    stop_at = Some(Instant::now() + ctx.drain);
                 }
+            },
+        }
+        flush(&mut core, &ctx).await;
+        if let Some(at) = stop_at {
+            if core.call_count() == 0 {
+                break;
+            }
+            if Instant::now() >= at {
+                let n = core.hangup_all("gateway shutting down", Instant::now(), unix_now());
+                tracing::info!(calls = n, "drain time over: remaining calls ended with BYE");
+                flush(&mut core, &ctx).await;
+                break;
+            }
+        }
+    }
+}
+
+/// Carries out what the core queued.
+async fn flush(core: &mut Core, ctx: &Ctx) {
+    while let Some(out) = core.poll_output() {
+        match out {
+            Output::Send { dest, data } => {
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    tracing::debug!(?dest, "send {}", first_line(&data));
+                }
+                if ctx.trace.enabled() {
+                    let (t, peer) = match dest {
+                        Dest::Flow(f) => ("flow", format!("flow {f}")),
+                        Dest::Addr(t, a) => (t.param(), a.to_string()),
+                    };
+                    ctx.trace.record(false, t, &peer, &data);
+                }
+                send(&ctx.transports, dest, data).await
+            }
+            Output::Binding(change) => {
+                let _ = ctx.store_tx.send(StoreCmd::Binding(change));
+            }
+            Output::CallEnded(record) => {
+                tracing::info!(
+                    call = record.call_id,
+                    user = record
+                        .caller_user
+                        .as_deref()
+                        .or(record.callee_user.as_deref())
+                        .unwrap_or(""),
+                    direction = ?record.direction,
+                    disposition = ?record.disposition,
+                    trunk = record.trunk.as_deref().unwrap_or(""),
+                    reason = record.reason,
+                    "call ended"
+                );
+                let _ = ctx.store_tx.send(StoreCmd::Cdr(record));
             }
         }
     }
@@ -538,87 +811,6 @@ fn first_line(data: &[u8]) -> String {
         .unwrap_or(data.len())
         .min(200);
     String::from_utf8_lossy(&data[..end]).into_owned()
-}
-
-fn answer_query(core: &mut Core, q: web::CoreQuery) {
-    let now = unix_now();
-    match q {
-        web::CoreQuery::Registrations(tx) => {
-            let regs = core
-                .location()
-                .all()
-                .filter(|b| b.expires_at > now)
-                .map(|b| web::RegistrationView {
-                    aor: b.aor.clone(),
-                    contact: b.contact.clone(),
-                    transport: b.transport.param().to_owned(),
-                    source: b.source.to_string(),
-                    user_agent: b.user_agent.clone(),
-                    expires_in: b.expires_at - now,
-                    reachable: core.binding_reachable(b),
-                })
-                .collect();
-            let _ = tx.send(regs);
-        }
-        web::CoreQuery::Calls(tx) => {
-            let calls = core
-                .calls_with_media()
-                .into_iter()
-                .map(|c| web::CallView {
-                    call_id: c.call_id,
-                    from: c.from,
-                    to: c.to,
-                    source: c.source.to_string(),
-                    transport: c.transport.param().to_owned(),
-                    state: format!("{:?}", c.state).to_lowercase(),
-                    started_unix: c.started_unix,
-                    answered_unix: c.answered_unix,
-                    direction: format!("{:?}", c.direction).to_lowercase(),
-                    trunk: c.trunk,
-                    caller_user: c.caller_user,
-                    callee_user: c.callee_user,
-                    media: c.media.map(|(a, b)| [leg_view(a), leg_view(b)]),
-                })
-                .collect();
-            let _ = tx.send(calls);
-        }
-        web::CoreQuery::TrunkStatus(tx) => {
-            use signal::trunk::RegistrationState as R;
-            let states = core
-                .trunk_status()
-                .into_iter()
-                .map(|t| {
-                    let (state, detail, expires_in) = match t.registration {
-                        R::Disabled => ("disabled", None, None),
-                        R::Registering => ("registering", None, None),
-                        R::Registered { expires_unix } => {
-                            ("registered", None, Some(expires_unix.saturating_sub(now)))
-                        }
-                        R::Failed { reason } => ("failed", Some(reason), None),
-                    };
-                    web::TrunkStatusView {
-                        name: t.name,
-                        state: state.to_owned(),
-                        detail,
-                        expires_in,
-                        active_calls: t.active_calls,
-                    }
-                })
-                .collect();
-            let _ = tx.send(states);
-        }
-    }
-}
-
-fn leg_view(m: signal::trunk::LegMedia) -> web::LegView {
-    web::LegView {
-        rx_packets: m.rx_packets,
-        tx_packets: m.tx_packets,
-        rx_bytes: m.rx_bytes,
-        tx_bytes: m.tx_bytes,
-        lost_packets: m.lost_packets,
-        jitter_ms: m.jitter_ms,
-    }
 }
 
 async fn send(transports: &Transports, dest: Dest, data: Bytes) {
