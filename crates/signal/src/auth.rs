@@ -17,6 +17,37 @@ pub struct UserRecord {
     pub ha1_md5: String,
     pub ha1_sha256: String,
     pub enabled: bool,
+    /// Number presented on trunk calls (caller-ID policy `user`), before
+    /// the extension.
+    pub caller_id: Option<String>,
+    /// Concurrent calls, as caller or callee; `None`: no limit.
+    pub max_calls: Option<u32>,
+    /// Which numbers the user may call through trunks.
+    pub scope: Scope,
+}
+
+/// Where a user's calls may go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Local users only.
+    Local,
+    /// Local users and national numbers: not dialled with `+` or `00`.
+    National,
+    /// Anything a trunk routes.
+    #[default]
+    International,
+}
+
+impl Scope {
+    /// Whether a number dialled as `dialled` (before normalization) is
+    /// within the scope.
+    pub fn allows(self, dialled: &str) -> bool {
+        match self {
+            Scope::Local => false,
+            Scope::National => !(dialled.starts_with('+') || dialled.starts_with("00")),
+            Scope::International => true,
+        }
+    }
 }
 
 /// Users by name and by extension; replaced wholesale when the store changes.

@@ -36,6 +36,9 @@ fn record(name: &str) -> UserRecord {
         ha1_md5: ha1.md5,
         ha1_sha256: ha1.sha256,
         enabled: true,
+        caller_id: None,
+        max_calls: None,
+        scope: Default::default(),
     }
 }
 
@@ -2602,4 +2605,40 @@ fn forced_unregister_removes_and_reports_bindings() {
     let outs = gw.outputs();
     assert_eq!(bindings(&outs).len(), 1);
     assert!(gw.core.location().lookup(&aor, gw.unix()).is_empty());
+}
+
+#[test]
+fn destination_scope_and_call_limit_of_a_user() {
+    let (mut gw, mut a, _b) = two_browsers();
+    with_trunk(&mut gw, false);
+    let mut r1000 = record("1000");
+    r1000.scope = signal::auth::Scope::National;
+    r1000.max_calls = Some(1);
+    r1000.caller_id = Some("+4930111".into());
+    gw.core
+        .set_users(Directory::new([r1000, record("1001"), record("1002")]));
+    // National scope: international numbers are refused before any trunk.
+    let (_, outs) = a.call(&mut gw, "INVITE", "00441234");
+    let (d, r) = one(outs);
+    assert_eq!(
+        (d, status(&r), reason(&r).as_str()),
+        (a.dest(), 403, "Destination Not Allowed")
+    );
+    // A national one goes out; the trunk's caller-ID policy is "user".
+    let mut dp = signal::trunk::Dialplan::default();
+    let mut t = trunk(false);
+    t.caller_id = signal::trunk::CallerId::User;
+    dp.trunks.push(t);
+    gw.core.set_dialplan(dp);
+    let (_, outs) = a.call(&mut gw, "INVITE", "0301234");
+    let (d, inv) = one(outs);
+    assert_eq!(d, trunk_dest());
+    assert_eq!(inv.from().unwrap().uri().user(), Some("+4930111"));
+    // One call at a time.
+    let (_, outs) = a.call(&mut gw, "INVITE", "0305678");
+    let (d, r) = one(outs);
+    assert_eq!(
+        (d, status(&r), reason(&r).as_str()),
+        (a.dest(), 403, "Call Limit Reached")
+    );
 }

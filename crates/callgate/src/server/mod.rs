@@ -123,6 +123,13 @@ fn directory(users: Vec<store::User>) -> Directory {
         ha1_md5: u.ha1_md5,
         ha1_sha256: u.ha1_sha256,
         enabled: u.enabled,
+        caller_id: u.caller_id,
+        max_calls: u.max_calls,
+        scope: match u.allowed {
+            store::DestinationScope::Local => signal::auth::Scope::Local,
+            store::DestinationScope::National => signal::auth::Scope::National,
+            store::DestinationScope::International => signal::auth::Scope::International,
+        },
     }))
 }
 

@@ -1300,6 +1300,20 @@ impl Core {
             self.reply(id, 480, "Temporarily Unavailable", &[], now, unix);
             return;
         }
+        if method == Method::Invite {
+            let over = |u: Option<&crate::auth::UserRecord>, core: &Core| {
+                u.and_then(|u| u.max_calls.map(|m| (m, &u.username)))
+                    .is_some_and(|(m, name)| core.user_calls(name) >= m)
+            };
+            if over(caller.as_deref().and_then(|c| self.users.find(c)), self) {
+                self.reply(id, 403, "Call Limit Reached", &[], now, unix);
+                return;
+            }
+            if over(Some(&target_user), self) {
+                self.reply(id, 486, "Busy Here", &[], now, unix);
+                return;
+            }
+        }
         self.next_call = Some(CallMeta {
             direction: Some(Direction::Internal),
             dialled: user,

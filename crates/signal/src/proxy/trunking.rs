@@ -104,6 +104,16 @@ impl Core {
             .collect()
     }
 
+    /// Calls a user takes part in, as caller or callee.
+    pub(super) fn user_calls(&self, user: &str) -> u32 {
+        self.calls
+            .values()
+            .filter(|c| {
+                c.caller_user.as_deref() == Some(user) || c.callee_user.as_deref() == Some(user)
+            })
+            .count() as u32
+    }
+
     fn trunk_calls(&self, name: &str) -> u32 {
         self.calls
             .values()
@@ -142,6 +152,19 @@ impl Core {
             self.reply(id, 404, "Not Found", &[], now, unix);
             return;
         }
+        let caller = self.users.find(who).cloned();
+        if !caller.as_ref().map_or(true, |u| u.scope.allows(number)) {
+            self.reply(id, 403, "Destination Not Allowed", &[], now, unix);
+            return;
+        }
+        if caller
+            .as_ref()
+            .and_then(|u| u.max_calls)
+            .is_some_and(|m| self.user_calls(who) >= m)
+        {
+            self.reply(id, 403, "Call Limit Reached", &[], now, unix);
+            return;
+        }
         let Some(t) = candidates
             .into_iter()
             .find(|t| t.max_calls.is_none_or(|m| self.trunk_calls(&t.name) < m))
@@ -164,10 +187,9 @@ impl Core {
             .unwrap_or_else(|| who.to_owned());
         let presented = match &t.caller_id {
             crate::trunk::CallerId::Keep => from_user,
-            crate::trunk::CallerId::User => self
-                .users
-                .find(who)
-                .and_then(|u| u.extension.clone())
+            crate::trunk::CallerId::User => caller
+                .as_ref()
+                .and_then(|u| u.caller_id.clone().or_else(|| u.extension.clone()))
                 .unwrap_or_else(|| who.to_owned()),
             crate::trunk::CallerId::Fixed(n) => n.clone(),
         };
@@ -442,6 +464,13 @@ impl Core {
             self.reply(id, 404, "Not Found", &[], now, unix);
             return;
         };
+        if user
+            .max_calls
+            .is_some_and(|m| self.user_calls(&user.username) >= m)
+        {
+            self.reply(id, 486, "Busy Here", &[], now, unix);
+            return;
+        }
         let aor = format!("sip:{}@{}", user.username, self.cfg.domain);
         let targets: Vec<(Option<String>, Dest, Vec<String>)> = self
             .location
@@ -538,7 +567,11 @@ impl Core {
         let Some(key) = self.calls.keys().find(|k| k.0 == call_id).cloned() else {
             return false;
         };
-        if self.calls.get(&key).is_some_and(|c| c.answered_unix.is_some()) {
+        if self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.answered_unix.is_some())
+        {
             return self.hangup_key(&key, reason, now, unix);
         }
         let pid = self
