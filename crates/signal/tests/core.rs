@@ -110,6 +110,7 @@ impl Gw {
                     self.records.push(r);
                     continue;
                 }
+                Output::PingResult { .. } => continue,
             });
         }
         v
@@ -2641,4 +2642,55 @@ fn destination_scope_and_call_limit_of_a_user() {
         (d, status(&r), reason(&r).as_str()),
         (a.dest(), 403, "Call Limit Reached")
     );
+}
+
+#[test]
+fn trunk_ping_reports_status_and_round_trip() {
+    let mut gw = Gw::new();
+    with_trunk(&mut gw, false);
+    let (now, unix) = (gw.now, gw.unix());
+    let id = gw.core.ping_trunk("pstn", now, unix).expect("trunk known");
+    assert!(gw.core.ping_trunk("nope", now, unix).is_none());
+    let mut opts = None;
+    while let Some(o) = gw.core.poll_output() {
+        if let Output::Send { dest, data } = o {
+            assert_eq!(dest, trunk_dest());
+            opts = Some(Message::parse(data, &Limits::default()).unwrap());
+        }
+    }
+    let opts = opts.expect("OPTIONS sent");
+    assert_eq!(method(&opts), "OPTIONS");
+    gw.now += Duration::from_millis(12);
+    let ok = sip::response_to(&opts, 200, "OK", Some("t"))
+        .to_bytes()
+        .unwrap();
+    let unix = gw.unix();
+    gw.core
+        .on_message(trunk_src(), Bytes::from(ok), gw.now, unix);
+    let mut got = None;
+    while let Some(o) = gw.core.poll_output() {
+        if let Output::PingResult { id: i, result } = o {
+            got = Some((i, result));
+        }
+    }
+    let (i, result) = got.expect("ping result");
+    assert_eq!(i, id);
+    assert_eq!(result, Ok((200, Duration::from_millis(12))));
+    // No answer: reported as such after timer F.
+    let id = gw.core.ping_trunk("pstn", gw.now, unix).unwrap();
+    let mut failed = None;
+    for _ in 0..200 {
+        gw.now += Duration::from_millis(500);
+        let unix = gw.unix();
+        gw.core.on_timer(gw.now, unix);
+        while let Some(o) = gw.core.poll_output() {
+            if let Output::PingResult { id: i, result } = o {
+                failed = Some((i, result));
+            }
+        }
+        if failed.is_some() {
+            break;
+        }
+    }
+    assert_eq!(failed, Some((id, Err("no answer".to_owned()))));
 }

@@ -264,6 +264,8 @@ struct Ctx {
     beat: Arc<AtomicU64>,
     /// A stop is under way.
     draining: bool,
+    /// Trunk pings waiting for their answer.
+    pings: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<u64, String>>>,
 }
 
 /// Where SIGHUP re-reads the configuration from.
@@ -475,6 +477,7 @@ pub fn run(
             },
             beat,
             draining: false,
+            pings: Default::default(),
         };
         crate::service::ready();
         let workers = ctx.relay.clone();
@@ -746,7 +749,7 @@ async fn run_core(
                 }
             },
         }
-        flush(&mut core, &ctx).await;
+        flush(&mut core, &mut ctx).await;
         if let Some(at) = stop_at {
             if core.call_count() == 0 {
                 break;
@@ -754,7 +757,7 @@ async fn run_core(
             if Instant::now() >= at {
                 let n = core.hangup_all("gateway shutting down", Instant::now(), unix_now());
                 tracing::info!(calls = n, "drain time over: remaining calls ended with BYE");
-                flush(&mut core, &ctx).await;
+                flush(&mut core, &mut ctx).await;
                 break;
             }
         }
@@ -762,7 +765,7 @@ async fn run_core(
 }
 
 /// Carries out what the core queued.
-async fn flush(core: &mut Core, ctx: &Ctx) {
+async fn flush(core: &mut Core, ctx: &mut Ctx) {
     while let Some(out) = core.poll_output() {
         match out {
             Output::Send { dest, data } => {
@@ -796,6 +799,17 @@ async fn flush(core: &mut Core, ctx: &Ctx) {
                     "call ended"
                 );
                 let _ = ctx.store_tx.send(StoreCmd::Cdr(record));
+            }
+            Output::PingResult { id, result } => {
+                if let Some(reply) = ctx.pings.remove(&id) {
+                    let _ = reply.send(match result {
+                        Ok((200..=299, rtt)) => Ok(rtt.as_millis() as u64),
+                        Ok((status, rtt)) => {
+                            Err(format!("answered {status} in {} ms", rtt.as_millis()))
+                        }
+                        Err(e) => Err(e),
+                    });
+                }
             }
         }
     }

@@ -67,6 +67,12 @@ pub enum Output {
     Binding(Change),
     /// A call ended: write its CDR.
     CallEnded(CallRecord),
+    /// The answer to [`Core::ping_trunk`]: the final status and round-trip
+    /// time, or why there was none.
+    PingResult {
+        id: u64,
+        result: Result<(u16, Duration), String>,
+    },
 }
 
 mod trunking;
@@ -463,6 +469,8 @@ struct ClientCtx {
     auth_tried: bool,
     /// A REGISTER toward this trunk.
     register: Option<String>,
+    /// An OPTIONS ping (id, sent at) whose answer is reported.
+    ping: Option<(u64, Instant)>,
 }
 
 struct Branch {
@@ -1596,6 +1604,7 @@ impl Core {
                     trunk: branch_trunk.clone(),
                     auth_tried: false,
                     register: None,
+                    ping: None,
                 },
             );
             branches.push(Branch {
@@ -1924,7 +1933,16 @@ impl Core {
             }
             Action::PassRequest => {}
             Action::PassResponse { status } => {
-                if let Some(name) = self.clients.get(&id).and_then(|c| c.register.clone()) {
+                if let Some((ping, sent)) = self.clients.get_mut(&id).and_then(|c| {
+                    if status >= 200 {
+                        c.ping.take()
+                    } else {
+                        None
+                    }
+                }) {
+                    let result = Ok((status, now.saturating_duration_since(sent)));
+                    self.out.push_back(Output::PingResult { id: ping, result });
+                } else if let Some(name) = self.clients.get(&id).and_then(|c| c.register.clone()) {
                     self.register_response(&name, id, status, current, now, unix);
                 } else if let Some(m) = current {
                     self.branch_response(id, status, Some(m.clone()), now, unix);
@@ -1950,7 +1968,17 @@ impl Core {
                 } else {
                     503
                 };
-                if let Some(name) = self.clients.get(&id).and_then(|c| c.register.clone()) {
+                if let Some((ping, _)) = self.clients.get_mut(&id).and_then(|c| c.ping.take()) {
+                    let why = if status == 408 {
+                        "no answer"
+                    } else {
+                        "unreachable"
+                    };
+                    self.out.push_back(Output::PingResult {
+                        id: ping,
+                        result: Err(why.to_owned()),
+                    });
+                } else if let Some(name) = self.clients.get(&id).and_then(|c| c.register.clone()) {
                     self.register_response(&name, id, status, None, now, unix);
                 } else if self.clients.contains_key(&id) {
                     self.branch_response(id, status, None, now, unix);
@@ -2271,6 +2299,7 @@ impl Core {
                         trunk: None,
                         auth_tried: false,
                         register: None,
+                        ping: None,
                     },
                 );
             }

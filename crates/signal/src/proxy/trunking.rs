@@ -326,6 +326,7 @@ impl Core {
                 trunk: Some(trunk),
                 auth_tried: true,
                 register: None,
+                ping: None,
             },
         );
         if let Some(p) = self.proxies.get_mut(&pid) {
@@ -767,10 +768,73 @@ impl Core {
                         trunk: None,
                         auth_tried: false,
                         register: None,
+                        ping: None,
                     },
                 );
             }
         }
+    }
+
+    /// Sends an OPTIONS to a trunk; its answer (or timeout) comes out as
+    /// [`Output::PingResult`] with the returned id. `None`: no such trunk.
+    pub fn ping_trunk(&mut self, name: &str, now: Instant, unix: u64) -> Option<u64> {
+        let t = self.dialplan.trunk(name)?.clone();
+        let id = self.random();
+        let branch = format!("{BRANCH_PREFIX}-p-{:x}", self.random());
+        let (tag, call_id) = (self.random(), self.random());
+        let fallback = t.local_ip.unwrap_or_else(|| {
+            self.cfg
+                .listeners
+                .iter()
+                .find(|(tr, _)| *tr == t.transport)
+                .map_or(IpAddr::from([127, 0, 0, 1]), |(_, a)| a.ip())
+        });
+        let local = self.local_hostport(t.transport, fallback);
+        let tparam = match t.transport {
+            Transport::Udp => String::new(),
+            tr => format!(";transport={}", tr.param()),
+        };
+        let ruri = format!("sip:{}{tparam}", t.hostport());
+        let bytes = RequestBuilder::new(Method::Options, &ruri)
+            .header(
+                "Via",
+                &format!(
+                    "SIP/2.0/{} {local};branch={branch};rport",
+                    t.transport.via_token()
+                ),
+            )
+            .header("Max-Forwards", "70")
+            .header(
+                "From",
+                &format!("<sip:ping@{}>;tag={tag:x}", self.cfg.domain),
+            )
+            .header("To", &format!("<{ruri}>"))
+            .header("Call-ID", &format!("{call_id:016x}@callgate"))
+            .header("CSeq", "1 OPTIONS")
+            .header("User-Agent", USER_AGENT)
+            .to_bytes()
+            .ok()
+            .map(Bytes::from)?;
+        let key = ClientKey::new(branch, tx::Method::Options);
+        let cid = self
+            .table
+            .start_client(key, bytes.clone(), t.transport.is_reliable(), now)
+            .ok()?;
+        let request = Message::parse(bytes, &sip::Limits::unbounded()).ok()?;
+        self.clients.insert(
+            cid,
+            ClientCtx {
+                dest: Dest::Addr(t.transport, t.addr),
+                request,
+                proxy: None,
+                trunk: Some(name.to_owned()),
+                auth_tried: false,
+                register: None,
+                ping: Some((id, now)),
+            },
+        );
+        self.drain(None, now, unix);
+        Some(id)
     }
 
     // ----- registration --------------------------------------------------
@@ -877,6 +941,7 @@ impl Core {
                             trunk: Some(name.to_owned()),
                             auth_tried,
                             register: Some(name.to_owned()),
+                            ping: None,
                         },
                     );
                 }
