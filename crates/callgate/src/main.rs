@@ -178,15 +178,62 @@ fn main() -> ExitCode {
     }
 }
 
+/// The live log filter, changed from the admin UI's settings.
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
 /// Logs go to stderr; `RUST_LOG` overrides the default `info` level.
 fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init()
+        .is_ok()
+    {
+        let _ = LOG_FILTER.set(handle);
+    }
+}
+
+/// Sets the log level (error, warn, info, debug, trace) while running,
+/// unless `RUST_LOG` fixed the filter. Returns whether it applied.
+pub fn set_log_level(level: &str) -> bool {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return false;
+    }
+    let Some(handle) = LOG_FILTER.get() else {
+        return false;
+    };
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_new(level) else {
+        return false;
+    };
+    let ok = handle.reload(filter).is_ok();
+    if ok {
+        *LOG_LEVEL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(level.to_owned());
+    }
+    ok
+}
+
+static LOG_LEVEL: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The log filter in force, as set by [`set_log_level`] or `RUST_LOG`.
+pub fn log_level() -> String {
+    LOG_LEVEL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned())
 }
 
 /// Path of the SQLite database inside the data dir.

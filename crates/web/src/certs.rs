@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use transport::tls::{self, CertInfo, CertSource, CertStore, TlsError};
 
@@ -117,16 +117,102 @@ fn cert_error(e: TlsError) -> ApiError {
     }
 }
 
-/// Runs a change off the async threads, one at a time.
+/// Runs a change off the async threads ([`install`] and [`regenerate`]
+/// take turns themselves).
 async fn change<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let _one = CHANGING.lock().unwrap_or_else(PoisonError::into_inner);
-        f()
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::internal("certificate task failed"))?
+}
+
+/// Why [`install`] did not install a pair.
+#[derive(Debug)]
+pub(crate) enum InstallError {
+    /// Refused or not written: [`TlsError::BadCertificate`] and
+    /// [`TlsError::BadKey`] are the input's fault, the others the server's.
+    Tls(TlsError),
+    /// The certificate is not valid now; says why.
+    NotValidNow(String),
+}
+
+/// A pair [`install`] wrote.
+#[derive(Debug)]
+pub(crate) struct Installed {
+    pub info: CertInfo,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    /// Whether the listeners present it already (a store was given).
+    pub live: bool,
+}
+
+/// Checks a pair (both parse, the key is the certificate's, it is valid
+/// now), writes it into `data_dir` as the uploaded pair and, with a
+/// `store`, makes it the one new connections get. Blocking; one change
+/// at a time.
+pub(crate) fn install(
+    store: Option<&CertStore>,
+    data_dir: &Path,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Installed, InstallError> {
+    let _one = CHANGING.lock().unwrap_or_else(PoisonError::into_inner);
+    let info = tls::check_pem(cert_pem, key_pem).map_err(InstallError::Tls)?;
+    let now = unix_now();
+    if info.not_after <= now {
+        return Err(InstallError::NotValidNow(format!(
+            "certificate expired on {}",
+            utc(info.not_after)
+        )));
+    }
+    if info.not_before > now {
+        return Err(InstallError::NotValidNow(format!(
+            "certificate is not valid before {}",
+            utc(info.not_before)
+        )));
+    }
+    let (cert_path, key_path) =
+        tls::save_uploaded(data_dir, cert_pem, key_pem).map_err(InstallError::Tls)?;
+    if let Some(store) = store {
+        store
+            .reload(&cert_path, &key_path)
+            .map_err(InstallError::Tls)?;
+    }
+    tracing::info!(subject = %info.subject, "uploaded TLS certificate installed");
+    Ok(Installed {
+        info,
+        cert_path,
+        key_path,
+        live: store.is_some(),
     })
-    .await
-    .map_err(|_| ApiError::internal("certificate task failed"))?
+}
+
+/// Why [`regenerate_pair`] did not replace the certificate.
+#[derive(Debug)]
+pub(crate) enum RegenerateError {
+    /// The certificate in use is this file named in the config file.
+    Configured(PathBuf),
+    Tls(TlsError),
+}
+
+/// Generates a new self-signed pair, removes an uploaded one and makes
+/// the new one presented. Blocking; one change at a time. Returns the
+/// files written.
+pub(crate) fn regenerate_pair(ctx: &CertContext) -> Result<(PathBuf, PathBuf), RegenerateError> {
+    let _one = CHANGING.lock().unwrap_or_else(PoisonError::into_inner);
+    let (cert_path, _) = ctx.store.paths();
+    if CertSource::of(&ctx.data_dir, &cert_path) == CertSource::Configured {
+        return Err(RegenerateError::Configured(cert_path));
+    }
+    let (cert_path, key_path) =
+        tls::regenerate_self_signed(&ctx.data_dir, &ctx.names).map_err(RegenerateError::Tls)?;
+    tls::remove_uploaded(&ctx.data_dir).map_err(RegenerateError::Tls)?;
+    ctx.store
+        .reload(&cert_path, &key_path)
+        .map_err(RegenerateError::Tls)?;
+    tracing::info!("self-signed TLS certificate regenerated");
+    Ok((cert_path, key_path))
 }
 
 async fn get_certificate(
@@ -147,26 +233,10 @@ async fn put_certificate(
     let body: CertificateBody = parse_json(&body)?;
     let installed = change(move || {
         let (cert, key) = (body.cert_pem.as_bytes(), body.key_pem.as_bytes());
-        let info = tls::check_pem(cert, key).map_err(cert_error)?;
-        let now = unix_now();
-        if info.not_after <= now {
-            return Err(ApiError::bad_request(
-                "cert_pem",
-                format!("certificate expired on {}", utc(info.not_after)),
-            ));
-        }
-        if info.not_before > now {
-            return Err(ApiError::bad_request(
-                "cert_pem",
-                format!("certificate is not valid before {}", utc(info.not_before)),
-            ));
-        }
-        let (cert_path, key_path) =
-            tls::save_uploaded(&ctx.data_dir, cert, key).map_err(cert_error)?;
-        ctx.store
-            .reload(&cert_path, &key_path)
-            .map_err(cert_error)?;
-        tracing::info!(subject = %info.subject, "uploaded TLS certificate installed");
+        install(Some(&ctx.store), &ctx.data_dir, cert, key).map_err(|e| match e {
+            InstallError::Tls(e) => cert_error(e),
+            InstallError::NotValidNow(why) => ApiError::bad_request("cert_pem", why),
+        })?;
         Ok(view(&ctx))
     })
     .await?;
@@ -180,24 +250,17 @@ async fn regenerate(
     check_token(&api, &headers)?;
     let ctx = context(&api)?;
     let installed = change(move || {
-        let (cert_path, _) = ctx.store.paths();
-        if CertSource::of(&ctx.data_dir, &cert_path) == CertSource::Configured {
-            return Err(ApiError::new(
+        regenerate_pair(&ctx).map_err(|e| match e {
+            RegenerateError::Configured(cert_path) => ApiError::new(
                 StatusCode::CONFLICT,
                 format!(
                     "the certificate {} comes from the config file (sip.tls_cert); \
                      upload one or remove it there instead",
                     cert_path.display()
                 ),
-            ));
-        }
-        let (cert_path, key_path) =
-            tls::regenerate_self_signed(&ctx.data_dir, &ctx.names).map_err(cert_error)?;
-        tls::remove_uploaded(&ctx.data_dir).map_err(cert_error)?;
-        ctx.store
-            .reload(&cert_path, &key_path)
-            .map_err(cert_error)?;
-        tracing::info!("self-signed TLS certificate regenerated");
+            ),
+            RegenerateError::Tls(e) => cert_error(e),
+        })?;
         Ok(view(&ctx))
     })
     .await?;

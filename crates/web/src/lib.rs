@@ -116,6 +116,17 @@ pub enum CoreQuery {
         call_id: String,
         reply: oneshot::Sender<bool>,
     },
+    /// Sends an OPTIONS to trunk `name` (its host, port and transport) and
+    /// replies with the round-trip time in milliseconds when it is
+    /// answered 200 OK, else with why not, as the admin UI shows it (e.g.
+    /// "no such trunk", "answered 403 Forbidden in 15 ms", "timed out").
+    /// The UI waits 5 s.
+    TrunkPing {
+        name: String,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
+    /// The running configuration for the admin UI's settings page.
+    Settings(oneshot::Sender<ui::SettingsView>),
 }
 
 /// How long the trunk routes wait for the core's trunk states before
@@ -595,6 +606,12 @@ mod tests {
                     }
                     CoreQuery::Hangup { reply, .. } => {
                         let _ = reply.send(false);
+                    }
+                    CoreQuery::TrunkPing { reply, .. } => {
+                        let _ = reply.send(Ok(12));
+                    }
+                    CoreQuery::Settings(r) => {
+                        let _ = r.send(ui::SettingsView::default());
                     }
                 }
             }

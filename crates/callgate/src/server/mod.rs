@@ -165,6 +165,20 @@ fn prepare_store(
             config.sip.domain = domain;
         }
     }
+    if let Some(level) = store.get_setting("log_level")?.filter(|l| !l.is_empty()) {
+        if crate::set_log_level(&level) {
+            tracing::info!(level, "log level from the admin UI");
+        }
+    }
+    let port = |key: &str| -> store::Result<Option<u16>> {
+        Ok(store.get_setting(key)?.and_then(|v| v.parse().ok()))
+    };
+    if let (Some(min), Some(max)) = (port("media_port_min")?, port("media_port_max")?) {
+        if min < max && max - min >= 3 {
+            config.media.port_min = min;
+            config.media.port_max = max;
+        }
+    }
     if let Some(addr) = store.get_setting("advertised_address")? {
         match addr.parse() {
             Ok(ip) => config.media.advertised_address = Some(ip),
@@ -264,6 +278,8 @@ struct Ctx {
     beat: Arc<AtomicU64>,
     /// A stop is under way.
     draining: bool,
+    /// The running configuration as the settings page shows it.
+    settings: web::ui::SettingsView,
     /// Trunk pings waiting for their answer.
     pings: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<u64, String>>>,
 }
@@ -478,6 +494,7 @@ pub fn run(
             beat,
             draining: false,
             pings: Default::default(),
+            settings: ops::settings_view(&config),
         };
         crate::service::ready();
         let workers = ctx.relay.clone();
@@ -712,8 +729,8 @@ async fn run_core(
                     core.on_timer(Instant::now(), unix_now());
                 }
             },
-            Some(q) = query_rx.recv() => ops::answer_query(&mut core, &ctx, q),
-            Some(ev) = admin_rx.recv() => ops::admin_event(&ctx, ev),
+            Some(q) = query_rx.recv() => ops::answer_query(&mut core, &mut ctx, q),
+            Some(ev) = admin_rx.recv() => ops::admin_event(&mut ctx, ev),
             Some(ev) = async {
                 match media_events.as_mut() {
                     Some(rx) => rx.recv().await,

@@ -135,7 +135,7 @@ fn leg_view(m: signal::trunk::LegMedia) -> web::LegView {
     }
 }
 
-pub(super) fn answer_query(core: &mut Core, ctx: &Ctx, q: web::CoreQuery) {
+pub(super) fn answer_query(core: &mut Core, ctx: &mut Ctx, q: web::CoreQuery) {
     let now = unix_now();
     match q {
         web::CoreQuery::Registrations(tx) => {
@@ -235,6 +235,19 @@ pub(super) fn answer_query(core: &mut Core, ctx: &Ctx, q: web::CoreQuery) {
             tracing::info!(aor, removed = n, "registrations removed by the operator");
             let _ = reply.send(n);
         }
+        web::CoreQuery::TrunkPing { name, reply } => {
+            match core.ping_trunk(&name, Instant::now(), now) {
+                Some(id) => {
+                    ctx.pings.insert(id, reply);
+                }
+                None => {
+                    let _ = reply.send(Err("no such trunk".into()));
+                }
+            }
+        }
+        web::CoreQuery::Settings(reply) => {
+            let _ = reply.send(ctx.settings.clone());
+        }
         web::CoreQuery::Hangup { call_id, reply } => {
             let done = core.hangup(&call_id, "hung up by the operator", Instant::now(), now);
             tracing::info!(call = call_id, done, "call hung up by the operator");
@@ -244,7 +257,7 @@ pub(super) fn answer_query(core: &mut Core, ctx: &Ctx, q: web::CoreQuery) {
 }
 
 /// Changes made in the admin UI that the running process acts on.
-pub(super) fn admin_event(ctx: &Ctx, ev: web::ui::AdminEvent) {
+pub(super) fn admin_event(ctx: &mut Ctx, ev: web::ui::AdminEvent) {
     match ev {
         web::ui::AdminEvent::CertificateChanged { cert, key } => {
             match ctx.cert_store.reload(&cert, &key) {
@@ -253,10 +266,23 @@ pub(super) fn admin_event(ctx: &Ctx, ev: web::ui::AdminEvent) {
             }
         }
         web::ui::AdminEvent::SettingsChanged { keys } => {
-            tracing::info!(
-                ?keys,
-                "settings changed in the admin UI; they apply at the next start"
-            );
+            if keys.iter().any(|k| k == "log_level") {
+                let level = store::Store::open(&ctx.reload.db)
+                    .ok()
+                    .and_then(|s| s.get_setting("log_level").ok().flatten());
+                if let Some(level) = level {
+                    let applied = crate::set_log_level(&level);
+                    tracing::info!(level, applied, "log level changed in the admin UI");
+                    if applied {
+                        if let Some(item) =
+                            ctx.settings.items.iter_mut().find(|i| i.key == "log_level")
+                        {
+                            item.value = level;
+                        }
+                    }
+                }
+            }
+            tracing::info!(?keys, "settings changed in the admin UI");
         }
         _ => {}
     }
@@ -319,4 +345,156 @@ pub(super) fn reload(ctx: &Ctx) {
         }
         crate::service::ready();
     });
+}
+
+/// The running configuration for the settings page. Editable rows are
+/// `settings` keys the admin UI may write.
+pub(super) fn settings_view(config: &crate::config::Config) -> web::ui::SettingsView {
+    let item =
+        |key: &str, value: String, live: bool, editable: bool, help: &str| web::ui::SettingItem {
+            key: key.to_owned(),
+            value,
+            applies: if live { "live" } else { "restart" }.to_owned(),
+            editable,
+            help: help.to_owned(),
+        };
+    let list = |v: &[std::net::SocketAddr]| {
+        v.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let limits = transport::Limits::default();
+    let level = crate::log_level();
+    web::ui::SettingsView {
+        items: vec![
+            item(
+                "sip_domain",
+                config.sip.domain.clone(),
+                false,
+                true,
+                "SIP domain and digest realm; users' passwords are tied to it",
+            ),
+            item(
+                "advertised_address",
+                config
+                    .media
+                    .advertised_address
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                false,
+                true,
+                "address put in SDP and Via for hosts behind 1:1 NAT",
+            ),
+            item(
+                "media_port_min",
+                config.media.port_min.to_string(),
+                false,
+                true,
+                "first UDP port of the media relay",
+            ),
+            item(
+                "media_port_max",
+                config.media.port_max.to_string(),
+                false,
+                true,
+                "last UDP port of the media relay",
+            ),
+            item(
+                "log_level",
+                level,
+                true,
+                true,
+                "error, warn, info, debug or trace (RUST_LOG, when set, wins)",
+            ),
+            item(
+                "sip.udp",
+                list(&config.sip.udp),
+                false,
+                false,
+                "SIP over UDP listeners (config file)",
+            ),
+            item(
+                "sip.tcp",
+                list(&config.sip.tcp),
+                false,
+                false,
+                "SIP over TCP listeners (config file)",
+            ),
+            item(
+                "sip.tls",
+                list(&config.sip.tls),
+                false,
+                false,
+                "SIP over TLS listeners (config file)",
+            ),
+            item(
+                "sip.wss",
+                list(&config.sip.wss),
+                false,
+                false,
+                "SIP over secure WebSocket listeners (config file)",
+            ),
+            item(
+                "admin.listen",
+                config.admin.listen.to_string(),
+                false,
+                false,
+                "admin UI, softphone and JSON API (HTTPS)",
+            ),
+            item(
+                "health.listen",
+                config
+                    .health
+                    .listen
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                false,
+                false,
+                "plain HTTP /healthz /readyz /metrics",
+            ),
+            item(
+                "media.relay",
+                config.media.relay.to_string(),
+                false,
+                false,
+                "relay media through the gateway",
+            ),
+            item(
+                "media.timeout_secs",
+                config.media.timeout_secs.to_string(),
+                false,
+                false,
+                "no media this long ends a call (0: off)",
+            ),
+            item(
+                "sip.digest_algorithms",
+                config.sip.digest_algorithms.join(", "),
+                false,
+                false,
+                "digest challenge order",
+            ),
+            item(
+                "limits.max_connections",
+                limits.max_connections.to_string(),
+                false,
+                false,
+                "TCP/TLS/WSS connections in all",
+            ),
+            item(
+                "limits.max_per_ip",
+                limits.max_per_ip.to_string(),
+                false,
+                false,
+                "connections from one address",
+            ),
+            item(
+                "service.drain_secs",
+                config.service.drain_secs.to_string(),
+                false,
+                false,
+                "on stop, how long calls may go on",
+            ),
+        ],
+    }
 }

@@ -41,9 +41,13 @@
 mod assets;
 mod audit;
 mod auth;
+mod certificates;
 mod dashboard;
 mod history;
 mod live;
+mod settings;
+mod trace;
+mod trunks;
 mod users;
 mod wizard;
 
@@ -68,6 +72,7 @@ use crate::{Api, CoreQuery, TrunkStatusView};
 
 pub use auth::{ensure_admin_password, Auth, SetupError};
 pub use dashboard::spawn_sampler;
+pub use settings::{SettingItem, SettingsView};
 
 /// Something changed through the admin UI that the rest of the gateway
 /// may need to act on. Users, trunks and DIDs are not here: they are in
@@ -384,10 +389,15 @@ pub fn router(api: &Arc<Api>) -> Router<Arc<Api>> {
         .merge(live::routes())
         .merge(history::routes())
         .merge(audit::routes())
-        .merge(wizard::routes());
+        .merge(wizard::routes())
+        .merge(trunks::routes())
+        .merge(certificates::routes())
+        .merge(settings::routes())
+        .merge(trace::routes());
     Router::new()
         .route("/login", get(auth::login_page).post(auth::login))
         .merge(assets::routes())
+        .merge(trace::asset_routes())
         .layer(middleware::from_fn(security_headers))
         .merge(protect(api, pages))
 }

@@ -96,21 +96,27 @@ fn fake_core() -> mpsc::Sender<CoreQuery> {
                 CoreQuery::Hangup { call_id, reply } => {
                     let _ = reply.send(call_id == "call-1");
                 }
+                CoreQuery::TrunkPing { reply, .. } => {
+                    let _ = reply.send(Ok(12));
+                }
+                CoreQuery::Settings(r) => {
+                    let _ = r.send(settings::sample_view());
+                }
             }
         }
     });
     tx
 }
 
-struct Env {
+pub(super) struct Env {
     app: Router,
-    api: Arc<Api>,
+    pub(super) api: Arc<Api>,
     password: String,
-    events: mpsc::Receiver<AdminEvent>,
-    dir: tempfile::TempDir,
+    pub(super) events: mpsc::Receiver<AdminEvent>,
+    pub(super) dir: tempfile::TempDir,
 }
 
-fn env() -> Env {
+pub(super) fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("callgate.db");
     let password = {
@@ -139,21 +145,21 @@ fn env() -> Env {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) headers: HeaderMap,
+    pub(super) body: String,
 }
 
 impl Answer {
-    fn location(&self) -> &str {
+    pub(super) fn location(&self) -> &str {
         self.headers
             .get("location")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
     /// The value of the first `name="csrf"` field.
-    fn csrf(&self) -> String {
+    pub(super) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -164,14 +170,14 @@ impl Answer {
 }
 
 /// A browser: keeps cookies, comes from one address.
-struct Browser {
+pub(super) struct Browser {
     app: Router,
     ip: SocketAddr,
     cookies: HashMap<String, String>,
 }
 
 impl Browser {
-    fn new(env: &Env, ip: &str) -> Browser {
+    pub(super) fn new(env: &Env, ip: &str) -> Browser {
         Browser {
             app: env.app.clone(),
             ip: format!("{ip}:40000").parse().unwrap(),
@@ -179,7 +185,7 @@ impl Browser {
         }
     }
 
-    async fn send(&mut self, mut req: Request<Body>) -> Answer {
+    pub(super) async fn send(&mut self, mut req: Request<Body>) -> Answer {
         if !self.cookies.is_empty() {
             let c: Vec<String> = self
                 .cookies
@@ -210,12 +216,12 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, uri: &str) -> Answer {
+    pub(super) async fn get(&mut self, uri: &str) -> Answer {
         self.send(Request::get(uri).body(Body::empty()).unwrap())
             .await
     }
 
-    async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> Answer {
+    pub(super) async fn post(&mut self, uri: &str, fields: &[(&str, &str)]) -> Answer {
         let body: Vec<String> = fields
             .iter()
             .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -245,12 +251,12 @@ impl Browser {
     }
 
     /// The CSRF token of the session, read from a page.
-    async fn csrf(&mut self) -> String {
+    pub(super) async fn csrf(&mut self) -> String {
         self.get("/dashboard").await.csrf()
     }
 
     /// Logs in, changes the first password and closes the wizard.
-    async fn ready(env: &Env, ip: &str) -> Browser {
+    pub(super) async fn ready(env: &Env, ip: &str) -> Browser {
         let mut b = Browser::new(env, ip);
         let a = b.login(&env.password).await;
         assert_eq!(a.location(), "/password");
@@ -1051,7 +1057,7 @@ async fn call_history_and_csv() {
     assert!(csv.body.contains(",h1,"));
 }
 
-fn multipart(fields: &[(&str, &str)]) -> (String, String) {
+pub(super) fn multipart(fields: &[(&str, &str)]) -> (String, String) {
     let boundary = "XyZboundary42";
     let mut body = String::new();
     for (name, value) in fields {
