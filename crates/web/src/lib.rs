@@ -314,6 +314,8 @@ pub struct UserView {
     pub enabled: bool,
     pub caller_id: Option<String>,
     pub max_calls: Option<u32>,
+    /// "local", "national" or "international".
+    pub allowed: String,
 }
 
 impl From<store::User> for UserView {
@@ -325,6 +327,7 @@ impl From<store::User> for UserView {
             enabled: u.enabled,
             caller_id: u.caller_id,
             max_calls: u.max_calls,
+            allowed: u.allowed.as_str().to_owned(),
         }
     }
 }
@@ -336,6 +339,9 @@ pub struct NewUserBody {
     pub password: String,
     pub extension: Option<String>,
     pub display_name: Option<String>,
+    pub caller_id: Option<String>,
+    pub max_calls: Option<u32>,
+    pub allowed: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -345,6 +351,9 @@ pub struct UpdateUserBody {
     pub extension: Option<Option<String>>,
     pub display_name: Option<Option<String>>,
     pub enabled: Option<bool>,
+    pub caller_id: Option<Option<String>>,
+    pub max_calls: Option<Option<u32>>,
+    pub allowed: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +414,7 @@ async fn create_user(
     if body.password.len() < MIN_PASSWORD {
         return Err(ApiError::field("password", "must be at least 8 characters"));
     }
+    let allowed = parse_scope(body.allowed.as_deref())?;
     let realm = api.realm.clone();
     let user = api
         .with_store(move |s| {
@@ -413,6 +423,11 @@ async fn create_user(
                 store::NewUser::new(&body.name, &realm, ha1.md5.as_str(), ha1.sha256.as_str());
             u.extension = body.extension;
             u.display_name = body.display_name;
+            u.caller_id = body.caller_id;
+            u.max_calls = body.max_calls;
+            if let Some(a) = allowed {
+                u.allowed = a;
+            }
             s.add_user(&u)
         })
         .await?;
@@ -449,6 +464,7 @@ async fn update_user(
     {
         return Err(ApiError::field("password", "must be at least 8 characters"));
     }
+    let allowed = parse_scope(body.allowed.as_deref())?;
     let realm = api.realm.clone();
     let user = api
         .with_store(move |s| {
@@ -462,12 +478,78 @@ async fn update_user(
                     extension: body.extension,
                     display_name: body.display_name,
                     enabled: body.enabled,
-                    ..Default::default()
+                    caller_id: body.caller_id,
+                    max_calls: body.max_calls,
+                    allowed,
                 },
             )
         })
         .await?;
     Ok(Json(user.into()))
+}
+
+/// `allowed` as given in a request body.
+fn parse_scope(v: Option<&str>) -> Result<Option<store::DestinationScope>, ApiError> {
+    v.map(|v| {
+        v.parse().map_err(|_| {
+            ApiError::field(
+                "allowed",
+                "must be \"local\", \"national\" or \"international\"",
+            )
+        })
+    })
+    .transpose()
+}
+
+/// `POST /api/v1/calls/{call_id}/hangup`: ends a call (BYE, or CANCEL and
+/// 487 while it rings).
+async fn hangup_call(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Path(call_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_token(&api, &headers)?;
+    let (reply, rx) = oneshot::channel();
+    api.core
+        .send(CoreQuery::Hangup { call_id, reply })
+        .await
+        .map_err(|_| ApiError::internal("signalling core unavailable"))?;
+    match rx.await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(ApiError::new(StatusCode::NOT_FOUND, "no such call")),
+        Err(_) => Err(ApiError::internal("signalling core unavailable")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnregisterQuery {
+    pub user: String,
+    pub contact: Option<String>,
+}
+
+/// `DELETE /api/v1/registrations?user=&contact=`: forced unregister of one
+/// contact, or every contact of the user.
+async fn unregister(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    Query(q): Query<UnregisterQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_token(&api, &headers)?;
+    let aor = format!("sip:{}@{}", q.user, api.realm);
+    let (reply, rx) = oneshot::channel();
+    api.core
+        .send(CoreQuery::Unregister {
+            aor,
+            contact: q.contact.filter(|c| !c.is_empty()),
+            reply,
+        })
+        .await
+        .map_err(|_| ApiError::internal("signalling core unavailable"))?;
+    let removed = rx
+        .await
+        .map_err(|_| ApiError::internal("signalling core unavailable"))?;
+    Ok(Json(serde_json::json!({ "removed": removed })))
 }
 
 async fn delete_user(
@@ -525,8 +607,15 @@ pub fn router(api: Arc<Api>) -> Router {
             "/api/v1/users/{name}",
             get(get_user).patch(update_user).delete(delete_user),
         )
-        .route("/api/v1/registrations", get(registrations))
+        .route(
+            "/api/v1/registrations",
+            get(registrations).delete(unregister),
+        )
         .route("/api/v1/calls", get(calls))
+        .route(
+            "/api/v1/calls/{call_id}/hangup",
+            axum::routing::post(hangup_call),
+        )
         .route(
             "/api/v1/trunks",
             get(trunks::list_trunks).post(trunks::create_trunk),

@@ -499,7 +499,7 @@ mod tests {
         use axum::routing::{get, post};
         let dir = tempfile::tempdir().unwrap();
         let mut routers = listeners(dir.path());
-        let hangup = ["/api/v1/calls/{call_id}", "hangup"].join("/");
+        let hangup = ["/api/v1/calls/{call_id}", "transfer"].join("/");
         let unregister = ["/api/v1/registrations", "{id}"].join("/");
         routers[0] = routers[0]
             .clone()
@@ -509,9 +509,9 @@ mod tests {
         // One route by a const, one from a table.
         sources.push((
             "extra.rs".into(),
-            "const HANGUP: &str = \"/api/v1/calls/{call_id}/hangup\";\n\
+            "const TRANSFER: &str = \"/api/v1/calls/{call_id}/transfer\";\n\
              fn more(mut r: Router) -> Router {\n\
-                 r = r.route(HANGUP, post(hangup));\n\
+                 r = r.route(TRANSFER, post(transfer));\n\
                  // .route(\"/api/v1/commented-out\", get(x))\n\
                  for p in [\"/api/v1/registrations/{}\", \"/api/v1/unserved\"] {\n\
                      r = r.route(p, get(x).delete(y));\n\
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(
             problems,
             [
-                "POST /api/v1/calls/{call_id}/hangup is served but not in openapi.json",
+                "POST /api/v1/calls/{call_id}/transfer is served but not in openapi.json",
                 "GET /api/v1/registrations/{} is served but not in openapi.json",
                 "DELETE /api/v1/registrations/{} is served but not in openapi.json",
             ],
