@@ -190,12 +190,18 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Under systemd, structured entries go straight to the journal (call
+    // id, user... as fields); otherwise text on stderr.
+    let journal = service::journal_layer();
+    let fmt = journal.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
     if tracing_subscriber::registry()
         .with(filter)
         .with(fmt)
+        .with(journal)
         .try_init()
         .is_ok()
     {

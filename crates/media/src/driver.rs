@@ -21,6 +21,12 @@
 //! - A control task serves [`RelayHandle`]'s async methods from a channel,
 //!   so signalling never touches sockets or the lock itself.
 //!
+//! On both paths a control call binds the sockets of the ports it opened
+//! before its SDP is returned. A port that cannot be bound (another
+//! process holds it) is never advertised: it is quarantined for
+//! [`PORT_QUARANTINE`] and the call runs again on fresh ports, or fails
+//! with [`RelayError::PortsUnavailable`] (see [`RelayHandle::with_relay`]).
+//!
 //! [`choose_data_path`] probes the kernel at startup; [`DATA_PATH_ENV`]
 //! forces either path.
 
@@ -51,6 +57,14 @@ pub const TICK: Duration = Duration::from_millis(100);
 
 /// Largest datagram read; anything longer is truncated (and fails SRTP).
 const RECV_BUFFER: usize = 2048;
+
+/// How long a port that could not be bound (another process holds it)
+/// stays out of allocation ([`Relay::quarantine_port`]).
+pub const PORT_QUARANTINE: Duration = Duration::from_secs(60);
+
+/// How many times a control call runs with fresh ports when a port it
+/// opened could not be bound, before it is refused.
+pub const BIND_ATTEMPTS: usize = 16;
 
 /// The environment variable that forces a data path: `epoll` or
 /// `io_uring` (which still falls back when the kernel refuses it).
@@ -337,16 +351,25 @@ impl RelayHandle {
     /// timer. On the fallback it must be called inside the tokio runtime
     /// the driver was spawned on (receive tasks are spawned).
     ///
+    /// A port that cannot be bound (another process holds it) is never
+    /// advertised: it is quarantined for [`PORT_QUARANTINE`], the
+    /// sessions `f` created with it are deleted and `f` runs again, up to
+    /// [`BIND_ATTEMPTS`] times, on fresh ports. When none binds, or when
+    /// the port was added to a session that existed before, that session
+    /// is deleted and `f` runs once more with every allocation failing
+    /// ([`RelayError::PortsUnavailable`]), so it reports an error. `f`
+    /// must therefore be safe to run again after the sessions it created
+    /// are gone (an offer, an answer, a stats or delete call all are).
+    ///
     /// # Panics
     /// If the relay is sharded over more than one worker
     /// ([`spawn_sharded`]): there is no single relay, use
     /// [`Self::with_session`].
-    pub fn with_relay<R>(&self, f: impl FnOnce(&mut Relay, Instant) -> R) -> R {
+    pub fn with_relay<R>(&self, mut f: impl FnMut(&mut Relay, Instant) -> R) -> R {
         match &self.inner {
             Backend::Epoll { shared, .. } => {
                 let mut relay = shared.relay();
-                let r = f(&mut relay, Instant::now());
-                shared.settle(&mut relay);
+                let r = shared.run(&mut relay, &mut f);
                 drop(relay);
                 shared.wake.notify_one();
                 r
@@ -359,9 +382,10 @@ impl RelayHandle {
     /// [`Self::with_relay`] on the relay shard that owns `session_id`; a
     /// session not seen before is given a shard (the least loaded), which
     /// is forgotten again if `f` leaves no such session (refused offer,
-    /// delete). `f` must only act on `session_id`. Works on every data
-    /// path and shard count.
-    pub fn with_session<R>(&self, session_id: &str, f: impl FnOnce(&mut Relay, Instant) -> R) -> R {
+    /// delete). `f` must only act on `session_id`, and may run more than
+    /// once (see [`Self::with_relay`]: a port that cannot be bound is
+    /// never advertised). Works on every data path and shard count.
+    pub fn with_session<R>(&self, session_id: &str, f: impl FnMut(&mut Relay, Instant) -> R) -> R {
         match &self.inner {
             Backend::Epoll { .. } => self.with_relay(f),
             #[cfg(target_os = "linux")]
@@ -530,11 +554,18 @@ impl Shared {
     }
 
     /// Binds and closes sockets as the relay asks, and forwards events.
-    /// Called with the relay locked.
-    fn settle(self: &Arc<Self>, relay: &mut Relay) {
+    /// Called with the relay locked. Returns the opened ports that could
+    /// not be bound, quarantined.
+    fn settle(self: &Arc<Self>, relay: &mut Relay, now: Instant) -> Vec<u16> {
+        let mut failed = Vec::new();
         while let Some(change) = relay.poll_port_change() {
             match change {
-                PortChange::Opened(port) => self.open(port),
+                PortChange::Opened(port) => {
+                    if let Err(e) = self.open(port) {
+                        quarantine(relay, port, &e, now);
+                        failed.push(port);
+                    }
+                }
                 PortChange::Closed(port) => self.close(port),
             }
         }
@@ -542,16 +573,20 @@ impl Shared {
             let _ = self.events.send(event);
         }
         self.counters.set_sessions(relay.session_count());
+        failed
     }
 
-    fn open(self: &Arc<Self>, port: u16) {
-        let socket = match bind(SocketAddr::new(self.bind_ip, port)) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                tracing::warn!(port, error = %e, "cannot bind media port");
-                return;
-            }
-        };
+    /// Runs a control call on the locked relay ([`run_binding`]).
+    fn run<R>(
+        self: &Arc<Self>,
+        relay: &mut Relay,
+        f: &mut impl FnMut(&mut Relay, Instant) -> R,
+    ) -> R {
+        run_binding(relay, f, |relay, now| self.settle(relay, now))
+    }
+
+    fn open(self: &Arc<Self>, port: u16) -> io::Result<()> {
+        let socket = Arc::new(bind(SocketAddr::new(self.bind_ip, port))?);
         self.sockets
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -560,6 +595,7 @@ impl Shared {
         if let Some(old) = self.receivers().insert(port, task) {
             old.abort();
         }
+        Ok(())
     }
 
     fn close(&self, port: u16) {
@@ -588,6 +624,73 @@ fn bind_std(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
 
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(bind_std(addr)?)
+}
+
+/// Takes a port that could not be bound out of allocation for
+/// [`PORT_QUARANTINE`], and says so once.
+fn quarantine(relay: &mut Relay, port: u16, error: &io::Error, now: Instant) {
+    relay.quarantine_port(port, now + PORT_QUARANTINE);
+    tracing::warn!(
+        port,
+        error = %error,
+        quarantine_secs = PORT_QUARANTINE.as_secs(),
+        "cannot bind media port: not advertised, quarantined"
+    );
+}
+
+/// Runs the control call `f` on `relay`, then `settle` (which binds the
+/// sockets of the ports `f` opened, closes those it freed, and returns
+/// the opened ports that could not be bound, quarantined). While a port
+/// failed, the sessions holding one are deleted (their other ports
+/// closed) and `f` runs again on fresh ports; after [`BIND_ATTEMPTS`]
+/// runs, or at once if a session that existed before `f` holds a failed
+/// port, `f` runs a last time with allocations held, so it returns its
+/// own error instead of an SDP with a port nothing listens on.
+fn run_binding<R>(
+    relay: &mut Relay,
+    f: &mut impl FnMut(&mut Relay, Instant) -> R,
+    mut settle: impl FnMut(&mut Relay, Instant) -> Vec<u16>,
+) -> R {
+    let mut attempt = 1;
+    let mut hold = false;
+    loop {
+        let now = Instant::now();
+        let mark = relay.sessions_created();
+        relay.hold_allocations(hold);
+        let r = f(relay, now);
+        relay.hold_allocations(false);
+        let failed = settle(relay, now);
+        if failed.is_empty() || hold {
+            return r;
+        }
+        let mut doomed: Vec<(String, bool)> = Vec::new();
+        for port in failed {
+            if let Some((id, serial)) = relay.port_session(port) {
+                if !doomed.iter().any(|(d, _)| d == id) {
+                    doomed.push((id.to_owned(), serial < mark));
+                }
+            }
+        }
+        if doomed.is_empty() {
+            // No session kept the port: nothing advertises it.
+            return r;
+        }
+        drop(r);
+        let existed = doomed.iter().any(|(_, existed)| *existed);
+        for (id, _) in &doomed {
+            relay.delete(id);
+        }
+        // Closes the other ports of those sessions; opens none.
+        settle(relay, now);
+        hold = existed || attempt >= BIND_ATTEMPTS;
+        tracing::debug!(
+            attempt,
+            sessions = ?doomed,
+            refuse = hold,
+            "media ports could not be bound: running the call again"
+        );
+        attempt += 1;
+    }
 }
 
 /// Starts the driver for one relay: on io_uring (when [`choose_data_path`]
@@ -755,7 +858,6 @@ fn start(
 async fn control(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
     let timer = tokio::spawn(timer(shared.clone()));
     while let Some(cmd) = rx.recv().await {
-        let now = Instant::now();
         let mut relay = shared.relay();
         match cmd {
             Command::Offer {
@@ -765,7 +867,8 @@ async fn control(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
                 options,
                 reply,
             } => {
-                let _ = reply.send(relay.offer_with(&id, side, &sdp, options, now));
+                let mut f = |r: &mut Relay, now| r.offer_with(&id, side, &sdp, options, now);
+                let _ = reply.send(shared.run(&mut relay, &mut f));
             }
             Command::Answer {
                 id,
@@ -773,16 +876,16 @@ async fn control(shared: Arc<Shared>, mut rx: mpsc::Receiver<Command>) {
                 sdp,
                 reply,
             } => {
-                let _ = reply.send(relay.answer(&id, side, &sdp, now));
+                let mut f = |r: &mut Relay, now| r.answer(&id, side, &sdp, now);
+                let _ = reply.send(shared.run(&mut relay, &mut f));
             }
             Command::Delete { id, reply } => {
-                let _ = reply.send(relay.delete(&id));
+                let _ = reply.send(shared.run(&mut relay, &mut |r, _| r.delete(&id)));
             }
             Command::Stats { id, reply } => {
-                let _ = reply.send(relay.stats(&id));
+                let _ = reply.send(shared.run(&mut relay, &mut |r, _| r.stats(&id)));
             }
         }
-        shared.settle(&mut relay);
         drop(relay);
         shared.wake.notify_one();
     }
@@ -805,9 +908,10 @@ async fn timer(shared: Arc<Shared>) {
         shared.counters.beat(shared.started);
         let busy = Instant::now();
         let mut relay = shared.relay();
-        let outputs = relay.handle_timeout(Instant::now());
+        let now = Instant::now();
+        let outputs = relay.handle_timeout(now);
         shared.send(outputs);
-        shared.settle(&mut relay);
+        shared.settle(&mut relay, now);
         drop(relay);
         shared.counters.add_busy(busy.elapsed());
     }
@@ -838,7 +942,7 @@ async fn receive(shared: Arc<Shared>, port: u16, socket: Arc<UdpSocket>) {
         let mut relay = shared.relay();
         let outputs = relay.handle_packet(port, from, &buf[..len], busy);
         shared.send(outputs);
-        shared.settle(&mut relay);
+        shared.settle(&mut relay, busy);
         drop(relay);
         shared.counters.add_busy(busy.elapsed());
     }
@@ -947,6 +1051,118 @@ mod tests {
                 assert_eq!(w[1].start() % 2, 0);
             }
         }
+    }
+
+    /// A settle that binds nothing: fails the opened ports in `dead`
+    /// (quarantining them, as the drivers do) and counts the rest open.
+    fn fake_settle<'a>(
+        dead: &'a [u16],
+        open: &'a mut Vec<u16>,
+    ) -> impl FnMut(&mut Relay, Instant) -> Vec<u16> + 'a {
+        move |relay, now| {
+            let mut failed = Vec::new();
+            while let Some(change) = relay.poll_port_change() {
+                match change {
+                    PortChange::Opened(p) if dead.contains(&p) => {
+                        let e = io::Error::from(io::ErrorKind::AddrInUse);
+                        quarantine(relay, p, &e, now);
+                        failed.push(p);
+                    }
+                    PortChange::Opened(p) => open.push(p),
+                    PortChange::Closed(p) => open.retain(|q| *q != p),
+                }
+            }
+            failed
+        }
+    }
+
+    fn sdp_ports(sdp: &str) -> Vec<u16> {
+        let sdp = SessionDescription::parse(sdp).unwrap();
+        let m = &sdp.media[0];
+        vec![m.port(), m.rtcp().map_or(m.port() + 1, |r| r.port)]
+    }
+
+    /// A port that does not bind is never in the SDP returned: the call
+    /// runs again on fresh ports, and is refused once they run out.
+    #[test]
+    fn unbindable_ports_are_never_advertised() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut config = RelayConfig::new(loopback);
+        config.ports = 45000..=45199;
+        let mut relay = Relay::new(config, DtlsCertificate::process().unwrap().clone());
+        let offer = plain_sdp("127.0.0.1:5000".parse().unwrap());
+        let answer = plain_sdp("127.0.0.1:6000".parse().unwrap());
+        let options = OfferOptions {
+            peer: Some(LegKind::Plain),
+        };
+        // Both legs of the first attempt, then one of the second.
+        let dead = [45000, 45003, 45006];
+        let mut open = Vec::new();
+        let mut runs = 0;
+        let to_b = run_binding(
+            &mut relay,
+            &mut |r, now| {
+                runs += 1;
+                r.offer_with("call", Side::A, &offer, options, now)
+            },
+            fake_settle(&dead, &mut open),
+        )
+        .unwrap();
+        let to_a = run_binding(
+            &mut relay,
+            &mut |r, now| r.answer("call", Side::B, &answer, now),
+            fake_settle(&dead, &mut open),
+        )
+        .unwrap();
+        assert_eq!(runs, 3);
+        let advertised = [sdp_ports(&to_b), sdp_ports(&to_a)].concat();
+        assert_eq!(advertised, [45010, 45011, 45008, 45009]);
+        open.sort_unstable();
+        assert_eq!(open, [45008, 45009, 45010, 45011]);
+        assert_eq!(relay.quarantined_ports(), 3);
+        assert_eq!(relay.ports_in_use(), 4);
+
+        // Every port dead: BIND_ATTEMPTS runs, then one refused.
+        let all: Vec<u16> = (45000..=45199).collect();
+        let mut runs = 0;
+        let refused = run_binding(
+            &mut relay,
+            &mut |r, now| {
+                runs += 1;
+                r.offer_with("other", Side::A, &offer, options, now)
+            },
+            fake_settle(&all, &mut open),
+        );
+        assert_eq!(refused, Err(RelayError::PortsUnavailable));
+        assert_eq!(runs, BIND_ATTEMPTS + 1);
+        assert_eq!(relay.stats("other"), None);
+        assert_eq!(relay.session_count(), 1);
+
+        // A port of a session that existed before the call: the session
+        // goes and the call fails, without running again on new ports.
+        let old = relay.stats("call").unwrap().legs[0].local_ports[0];
+        let mut first = true;
+        let mut runs = 0;
+        let refused = run_binding(
+            &mut relay,
+            &mut |r, now| {
+                runs += 1;
+                r.offer("call", Side::A, &offer, now)
+            },
+            |relay: &mut Relay, now| {
+                while relay.poll_port_change().is_some() {}
+                if std::mem::take(&mut first) {
+                    let e = io::Error::from(io::ErrorKind::AddrInUse);
+                    quarantine(relay, old, &e, now);
+                    vec![old]
+                } else {
+                    Vec::new()
+                }
+            },
+        );
+        assert_eq!(refused, Err(RelayError::PortsUnavailable));
+        assert_eq!(runs, 2);
+        assert_eq!(relay.session_count(), 0);
     }
 
     #[test]

@@ -132,6 +132,27 @@ impl PortAllocator {
         None
     }
 
+    /// Takes `port` itself out of allocation (e.g. while something else
+    /// holds it), until [`Self::release`]. False if it is outside the
+    /// range or already in use.
+    pub fn reserve(&mut self, port: u16) -> bool {
+        match self.index(port).and_then(|i| self.used.get_mut(i)) {
+            Some(slot) if !*slot => {
+                *slot = true;
+                self.in_use += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `port` is handed out or reserved.
+    pub fn is_used(&self, port: u16) -> bool {
+        self.index(port)
+            .and_then(|i| self.used.get(i))
+            .is_some_and(|u| *u)
+    }
+
     /// Gives a port back.
     pub fn release(&mut self, port: u16) {
         if let Some(slot) = self.index(port).and_then(|i| self.used.get_mut(i)) {
@@ -252,6 +273,10 @@ pub enum RelayError {
     /// The port range is exhausted.
     #[error("no free ports")]
     NoPorts,
+    /// The I/O layer could not open the local ports allocated for the
+    /// session (another process holds them): nothing was advertised.
+    #[error("no media port could be opened")]
+    PortsUnavailable,
     /// SDP rewriting failed.
     #[error(transparent)]
     Transform(#[from] TransformError),
@@ -538,6 +563,8 @@ struct Session {
     timed_out: bool,
     /// `pt_maps[from side][section]`.
     pt_maps: [Vec<PtTable>; 2],
+    /// Order of creation ([`Relay::sessions_created`] when created).
+    serial: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -565,6 +592,12 @@ pub struct Relay {
     stun_buf: Vec<u8>,
     events: VecDeque<RelayEvent>,
     port_changes: VecDeque<PortChange>,
+    /// Ports kept out of allocation, and until when. Each is marked used
+    /// in the allocator: by its session, else reserved.
+    quarantine: Vec<(u16, Instant)>,
+    /// Refuse every port allocation (see [`Relay::hold_allocations`]).
+    allocations_held: bool,
+    sessions_created: u64,
 }
 
 impl std::fmt::Debug for Relay {
@@ -600,6 +633,9 @@ impl Relay {
             stun_buf: vec![0; 1500],
             events: VecDeque::new(),
             port_changes: VecDeque::new(),
+            quarantine: Vec::new(),
+            allocations_held: false,
+            sessions_created: 0,
         }
     }
 
@@ -613,9 +649,86 @@ impl Relay {
         self.by_id.len()
     }
 
-    /// Local ports in use.
+    /// Local ports in use by sessions.
     pub fn ports_in_use(&self) -> usize {
-        self.allocator.in_use()
+        let reserved = self
+            .quarantine
+            .iter()
+            .filter(|(port, _)| self.owner(*port).is_none())
+            .count();
+        self.allocator.in_use() - reserved
+    }
+
+    /// Keeps local `port` out of allocation until `until`: the I/O layer
+    /// could not bind it (another process holds it), so it must not be
+    /// advertised again soon. A port a session holds stays out once the
+    /// session frees it. Quarantines end at the first allocation or
+    /// [`Self::handle_timeout`] from `until` on; quarantining a port again
+    /// extends it. False for a port outside the range.
+    pub fn quarantine_port(&mut self, port: u16, until: Instant) -> bool {
+        if self.allocator.index(port).is_none() {
+            return false;
+        }
+        if let Some(q) = self.quarantine.iter_mut().find(|(p, _)| *p == port) {
+            q.1 = q.1.max(until);
+            return true;
+        }
+        // A free port is reserved now; one in use stays so on release.
+        self.allocator.reserve(port);
+        self.quarantine.push((port, until));
+        true
+    }
+
+    /// Ports in quarantine ([`Self::quarantine_port`]).
+    pub fn quarantined_ports(&self) -> usize {
+        self.quarantine.len()
+    }
+
+    /// Whether `port` is in quarantine.
+    pub fn is_quarantined(&self, port: u16) -> bool {
+        self.quarantine.iter().any(|(p, _)| *p == port)
+    }
+
+    /// Ends the quarantines due at `now`.
+    fn end_quarantines(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.quarantine.len() {
+            let (port, until) = self.quarantine[i];
+            if until > now {
+                i += 1;
+                continue;
+            }
+            self.quarantine.swap_remove(i);
+            if self.owner(port).is_none() {
+                self.allocator.release(port);
+            }
+        }
+    }
+
+    /// While `hold` is set, every port allocation fails with
+    /// [`RelayError::PortsUnavailable`]: the drivers run a control call
+    /// that way after its ports could not be bound, so that it reports an
+    /// error rather than advertising ports.
+    pub(crate) fn hold_allocations(&mut self, hold: bool) {
+        self.allocations_held = hold;
+    }
+
+    /// Sessions created so far; with [`Self::port_session`], tells the
+    /// sessions a control call created from those it found.
+    pub(crate) fn sessions_created(&self) -> u64 {
+        self.sessions_created
+    }
+
+    /// The id and creation serial of the session owning local `port`.
+    pub(crate) fn port_session(&self, port: u16) -> Option<(&str, u64)> {
+        let owner = self.owner(port)?;
+        let session = self.sessions.get(owner.slot as usize)?.as_ref()?;
+        Some((&session.id, session.serial))
+    }
+
+    fn owner(&self, port: u16) -> Option<PortOwner> {
+        port.checked_sub(self.owners_first)
+            .and_then(|i| self.owners.get(usize::from(i)).copied().flatten())
     }
 
     /// `side` offers `sdp`; returns the SDP to give the other side. Creates
@@ -898,6 +1011,9 @@ impl Relay {
     /// Runs due timers: DTLS retransmissions (returned as outputs) and the
     /// media timeout ([`RelayEvent::Timeout`]).
     pub fn handle_timeout(&mut self, now: Instant) -> Outputs<'_> {
+        if !self.quarantine.is_empty() {
+            self.end_quarantines(now);
+        }
         self.out.clear();
         let timeout = self.config.media_timeout;
         for session in self.sessions.iter_mut().flatten() {
@@ -935,10 +1051,7 @@ impl Relay {
         now: Instant,
     ) -> Outputs<'_> {
         self.out.clear();
-        let owner = local_port
-            .checked_sub(self.owners_first)
-            .and_then(|i| self.owners.get(usize::from(i)).copied().flatten());
-        let Some(owner) = owner else {
+        let Some(owner) = self.owner(local_port) else {
             return self.out.view();
         };
         let Some(session) = self
@@ -1065,6 +1178,9 @@ impl Relay {
         remote: &SessionDescription,
         now: Instant,
     ) -> Result<usize, RelayError> {
+        if !self.quarantine.is_empty() {
+            self.end_quarantines(now);
+        }
         let n = remote.media.len();
         let live: Vec<bool> = remote.media.iter().map(is_live).collect();
         let mux: Vec<bool> = remote.media.iter().map(|m| m.rtcp_mux()).collect();
@@ -1099,7 +1215,9 @@ impl Relay {
             last_media: now,
             timed_out: false,
             pt_maps: [vec![[PASS; 128]; n], vec![[PASS; 128]; n]],
+            serial: self.sessions_created,
         };
+        self.sessions_created += 1;
         for (i, leg) in session.legs.iter().enumerate() {
             match &leg.transport {
                 Transport::Browser(b) => self.own_port(b.port, slot, i, 0, false),
@@ -1127,6 +1245,9 @@ impl Relay {
         mux: &[bool],
         taken: &mut Vec<u16>,
     ) -> Result<Leg, RelayError> {
+        if self.allocations_held {
+            return Err(RelayError::PortsUnavailable);
+        }
         let transport = match kind {
             LegKind::Browser => {
                 let port = self.allocator.allocate(false).ok_or(RelayError::NoPorts)?;
@@ -1190,7 +1311,9 @@ impl Relay {
     }
 
     fn release_port(&mut self, port: u16) {
-        self.allocator.release(port);
+        if !self.is_quarantined(port) {
+            self.allocator.release(port);
+        }
         if let Some(o) = port
             .checked_sub(self.owners_first)
             .and_then(|i| self.owners.get_mut(usize::from(i)))

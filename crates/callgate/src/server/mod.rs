@@ -19,7 +19,6 @@ use signal::auth::{Directory, UserRecord};
 use signal::registrar::{Binding, Change};
 use signal::{Core, CoreConfig, Dest, Output, Source};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -265,7 +264,7 @@ struct Ctx {
     metrics: Arc<web::metrics::Metrics>,
     relay: Option<media::driver::RelayHandle>,
     /// Listeners outside the transports (admin, health) report failures here.
-    listener_errors: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    listener_errors: ListenerErrors,
     store_health: Arc<Mutex<Result<(), String>>>,
     heartbeats: web::health::HeartbeatWatch,
     workers_alive: Vec<bool>,
@@ -274,8 +273,9 @@ struct Ctx {
     cert_store: Arc<transport::tls::CertStore>,
     /// For SIGHUP: where the configuration came from.
     reload: ReloadSource,
-    /// Bumped every second by the core task, for the service watchdog.
-    beat: Arc<AtomicU64>,
+    /// Beaten by the core task on every tick, for the service watchdog.
+    beat: crate::service::Heartbeat,
+    ticks: u64,
     /// A stop is under way.
     draining: bool,
     /// The running configuration as the settings page shows it.
@@ -283,6 +283,9 @@ struct Ctx {
     /// Trunk pings waiting for their answer.
     pings: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<u64, String>>>,
 }
+
+/// Listeners outside the transports, with why each is down (`None`: up).
+type ListenerErrors = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
 /// Where SIGHUP re-reads the configuration from.
 #[derive(Clone)]
@@ -470,7 +473,7 @@ pub fn run(
                 .join(" "),
             config.admin.listen,
         );
-        let beat = Arc::new(AtomicU64::new(0));
+        let beat = crate::service::Heartbeat::new();
         let ctx = Ctx {
             transports,
             store_tx,
@@ -492,6 +495,7 @@ pub fn run(
                 names,
             },
             beat,
+            ticks: 0,
             draining: false,
             pings: Default::default(),
             settings: ops::settings_view(&config),
@@ -499,12 +503,19 @@ pub fn run(
         crate::service::ready();
         let workers = ctx.relay.clone();
         // Kept for the life of the core loop: dropping it stops the pings.
-        let _watchdog = crate::service::Watchdog::spawn(ctx.beat.clone(), move || {
+        let watchdog = crate::service::Watchdog::spawn(ctx.beat.counter(), move || {
             workers
                 .as_ref()
                 .map(|r| r.worker_heartbeats())
                 .unwrap_or_default()
         });
+        if crate::service::under_systemd() {
+            tracing::info!(
+                watchdog = watchdog.armed(),
+                check_ms = watchdog.interval().map(|d| d.as_millis() as u64),
+                "service manager notified: ready"
+            );
+        }
         // Consumes the store sender: once the loop ends the store thread
         // drains what is queued and exits.
         run_core(
@@ -635,37 +646,6 @@ fn spawn_store_thread(
     (tx, users_rx, handle)
 }
 
-/// The signals the core task acts on.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-enum Sig {
-    Stop,
-    Reload,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn next(&mut self) -> Sig {
-        tokio::select! {
-            _ = self.term.recv() => Sig::Stop,
-            _ = self.int.recv() => Sig::Stop,
-            _ = self.hup.recv() => Sig::Reload,
-        }
-    }
-}
-
 async fn run_core(
     mut core: Core,
     mut ctx: Ctx,
@@ -675,14 +655,14 @@ async fn run_core(
     mut media_events: Option<mpsc::UnboundedReceiver<media::RelayEvent>>,
     mut admin_rx: mpsc::Receiver<web::ui::AdminEvent>,
 ) {
-    let mut signals = match Signals::new() {
+    let mut signals = match crate::service::Signals::new() {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot install signal handlers: {e}");
             return;
         }
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(crate::service::HEARTBEAT_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Set once a stop is asked for: calls may go on until then.
     let mut stop_at: Option<Instant> = None;
@@ -746,14 +726,16 @@ async fn run_core(
                     tracing::warn!(call = session, ?side, reason, "media leg failed");
                 }
             },
-            sig = signals.next() => match sig {
-                Sig::Reload => ops::reload(&ctx),
-                Sig::Stop if stop_at.is_some() => {
+            sig = signals.recv() => match sig {
+                crate::service::Signal::Reload => ops::reload(&ctx),
+                crate::service::Signal::Terminate if stop_at.is_some() => {
                     tracing::warn!("second stop signal: ending calls now");
                     stop_at = Some(Instant::now());
                 }
-                Sig::Stop => {
+                crate::service::Signal::Terminate => {
                     crate::service::stopping();
+                    // Room for the drain and the BYEs after it.
+                    crate::service::extend_timeout(ctx.drain + Duration::from_secs(10));
                     let calls = core.call_count();
                     tracing::info!(
                         calls,

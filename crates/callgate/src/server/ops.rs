@@ -4,14 +4,18 @@
 
 use super::{unix_now, Ctx};
 use signal::Core;
-use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Instant;
 
 /// Once a second, from the core task: a hung core task stops these, so
 /// readiness goes stale and the service watchdog starves.
 pub(super) fn tick(core: &mut Core, ctx: &mut Ctx) {
-    ctx.beat.fetch_add(1, Ordering::Relaxed);
+    ctx.beat.beat();
+    ctx.ticks += 1;
+    // Health and metrics once a second; the heartbeat every tick.
+    if ctx.ticks.is_multiple_of(2) {
+        return;
+    }
     let trunks = trunk_views(core);
     ctx.workers_alive = match &ctx.relay {
         Some(r) => ctx.heartbeats.check(&r.worker_heartbeats()),
@@ -89,7 +93,7 @@ pub(super) fn tick(core: &mut Core, ctx: &mut Ctx) {
     });
     ctx.metrics
         .update(web::metrics::MetricsSnapshot { sip, media, trunks });
-    if ctx.started.elapsed().as_secs() % 5 == 0 {
+    if ctx.ticks % 10 == 1 {
         crate::service::status(&crate::service::status_line(
             registrations as usize,
             core.call_count(),

@@ -19,9 +19,11 @@
 //!   and waits. Nothing on this path allocates;
 //! - control calls ([`Driver::with_session`]) lock the shard, bind the
 //!   sockets of new ports themselves (so a port is open when its SDP is
-//!   returned), and hand open/close requests to the worker through a queue
-//!   plus an eventfd the ring polls; a closed port's receive is cancelled
-//!   and its socket closed once the cancellation completes.
+//!   returned, and one that cannot be bound is never advertised: the call
+//!   runs again on other ports, see `run_binding`), and hand open/close
+//!   requests to the worker through a queue plus an eventfd the ring
+//!   polls; a closed port's receive is cancelled and its socket closed
+//!   once the cancellation completes.
 
 use std::collections::HashMap;
 use std::io;
@@ -36,7 +38,7 @@ use io_uring::types::{BufRingEntry, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe, SubmissionQueue, Submitter};
 use tokio::sync::mpsc;
 
-use super::{bind_std, BatchCounts, WorkerCounters, RECV_BUFFER, TICK};
+use super::{bind_std, quarantine, run_binding, BatchCounts, WorkerCounters, RECV_BUFFER, TICK};
 use crate::session::{Outputs, PortChange, Relay, RelayEvent};
 
 /// Submission queue entries per ring; a full queue is flushed mid-batch.
@@ -414,11 +416,65 @@ fn parse_sockaddr(name: &[u8]) -> Option<SocketAddr> {
     }
 }
 
+/// How many sockets of each port a shard's worker holds or is being
+/// handed: a port whose bind fails while it has one is still closing
+/// there, not held by another process.
+type Claims = Arc<Mutex<HashMap<u16, u32>>>;
+
+/// A port's socket, counted in its shard's [`Claims`] until dropped.
+struct PortSocket {
+    // Dropped before the claim, so a count of zero means closed.
+    socket: UdpSocket,
+    _claim: Claim,
+}
+
+impl PortSocket {
+    fn new(socket: UdpSocket, port: u16, claims: &Claims) -> Self {
+        *lock(claims).entry(port).or_insert(0) += 1;
+        Self {
+            socket,
+            _claim: Claim {
+                port,
+                claims: claims.clone(),
+            },
+        }
+    }
+}
+
+impl std::ops::Deref for PortSocket {
+    type Target = UdpSocket;
+
+    fn deref(&self) -> &UdpSocket {
+        &self.socket
+    }
+}
+
+struct Claim {
+    port: u16,
+    claims: Claims,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = lock(&self.claims);
+        if let Some(n) = claims.get_mut(&self.port) {
+            *n -= 1;
+            if *n == 0 {
+                claims.remove(&self.port);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A port change for a worker, from a control call.
 enum Control {
     /// Receive on this port; the socket is already bound, or `None` when
     /// the bind must wait for the worker to close the port's old socket.
-    Open(u16, Option<UdpSocket>),
+    Open(u16, Option<PortSocket>),
     /// Stop receiving and close.
     Close(u16),
 }
@@ -433,6 +489,7 @@ pub(super) struct Shard {
     events: mpsc::UnboundedSender<RelayEvent>,
     pub(super) counters: WorkerCounters,
     bind_ip: IpAddr,
+    claims: Claims,
 }
 
 impl Shard {
@@ -446,33 +503,48 @@ impl Shard {
 
     /// Binds the sockets of opened ports and queues the changes for the
     /// worker, forwards events. Called with the relay locked, so changes
-    /// reach the worker in the relay's order.
-    fn settle(&self, relay: &mut Relay) -> bool {
-        let mut changed = false;
+    /// reach the worker in the relay's order. Returns the opened ports
+    /// that could not be bound, quarantined.
+    fn settle(&self, relay: &mut Relay, now: Instant) -> Vec<u16> {
+        let mut failed = Vec::new();
         while let Some(change) = relay.poll_port_change() {
             let control = match change {
-                PortChange::Opened(port) => {
-                    match bind_std(SocketAddr::new(self.bind_ip, port)) {
-                        Ok(s) => Control::Open(port, Some(s)),
-                        // Most likely the port's previous socket, still
-                        // closing: the worker binds once it is gone.
-                        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Control::Open(port, None),
-                        Err(e) => {
-                            tracing::warn!(port, error = %e, "cannot bind media port");
-                            continue;
-                        }
+                PortChange::Opened(port) => match self.bind(port) {
+                    Ok(socket) => Control::Open(port, socket),
+                    Err(e) => {
+                        quarantine(relay, port, &e, now);
+                        failed.push(port);
+                        continue;
                     }
-                }
+                },
                 PortChange::Closed(port) => Control::Close(port),
             };
             self.controls().push(control);
-            changed = true;
         }
         while let Some(event) = relay.poll_event() {
             let _ = self.events.send(event);
         }
         self.counters.set_sessions(relay.session_count());
-        changed
+        failed
+    }
+
+    /// The socket of a newly opened port; `None` when the worker still
+    /// holds the port's previous socket (closing), and binds once it is
+    /// gone.
+    fn bind(&self, port: u16) -> io::Result<Option<PortSocket>> {
+        let addr = SocketAddr::new(self.bind_ip, port);
+        let e = match bind_std(addr) {
+            Ok(s) => return Ok(Some(PortSocket::new(s, port, &self.claims))),
+            Err(e) => e,
+        };
+        if e.kind() != io::ErrorKind::AddrInUse {
+            return Err(e);
+        }
+        if lock(&self.claims).contains_key(&port) {
+            return Ok(None);
+        }
+        // The worker may have closed it between the bind and the check.
+        bind_std(addr).map(|s| Some(PortSocket::new(s, port, &self.claims)))
     }
 
     fn wake(&self) {
@@ -487,15 +559,18 @@ impl Shard {
         };
     }
 
-    /// Runs a control call on this shard's relay.
-    fn call<R>(&self, f: impl FnOnce(&mut Relay, Instant) -> R) -> R {
+    /// Runs a control call on this shard's relay ([`run_binding`]).
+    fn call<R>(&self, mut f: impl FnMut(&mut Relay, Instant) -> R) -> R {
         let mut relay = self.relay();
-        let r = f(&mut relay, Instant::now());
-        self.settle(&mut relay);
+        let r = self.run(&mut relay, &mut f);
         drop(relay);
         // Always: the call may have moved the relay's timers.
         self.wake();
         r
+    }
+
+    fn run<R>(&self, relay: &mut Relay, f: &mut impl FnMut(&mut Relay, Instant) -> R) -> R {
+        run_binding(relay, f, |relay, now| self.settle(relay, now))
     }
 }
 
@@ -556,9 +631,11 @@ impl Driver {
                 events: events.clone(),
                 counters: WorkerCounters::default(),
                 bind_ip,
+                claims: Claims::default(),
             });
-            // Ports the relay opened before the driver started.
-            shard.settle(&mut shard.relay());
+            // Ports the relay opened before the driver started (already
+            // advertised: one that cannot be bound is only quarantined).
+            shard.settle(&mut shard.relay(), started);
             let (ring, bufs, worker_shard) = (p.ring, p.bufs, shard.clone());
             let thread = thread::Builder::new()
                 .name(format!("media-uring-{index}"))
@@ -607,12 +684,12 @@ impl Driver {
         &self,
         id: &str,
         assign: bool,
-        f: impl FnOnce(&mut Relay, Instant) -> R,
+        mut f: impl FnMut(&mut Relay, Instant) -> R,
     ) -> Option<R> {
         let i = self.route(id, assign)?;
         let shard = &self.shards[i];
         let mut relay = shard.relay();
-        let r = f(&mut relay, Instant::now());
+        let r = shard.run(&mut relay, &mut f);
         let exists = relay.stats(id).is_some();
         {
             let mut routes = self.routes();
@@ -624,14 +701,13 @@ impl Driver {
                 routes.remove(id);
             }
         }
-        shard.settle(&mut relay);
         drop(relay);
         shard.wake();
         Some(r)
     }
 
     /// Runs `f` on the only shard.
-    pub(super) fn with_relay<R>(&self, f: impl FnOnce(&mut Relay, Instant) -> R) -> R {
+    pub(super) fn with_relay<R>(&self, f: impl FnMut(&mut Relay, Instant) -> R) -> R {
         assert!(
             self.shards.len() == 1,
             "RelayHandle::with_relay on a relay sharded over {} workers: use with_session",
@@ -658,7 +734,7 @@ impl Drop for Driver {
 
 /// A socket of the worker's shard.
 struct Port {
-    socket: UdpSocket,
+    socket: PortSocket,
     gen: u32,
     v6: bool,
     /// A multishot receive is in flight (until a completion without MORE).
@@ -882,7 +958,7 @@ impl Worker {
         }
     }
 
-    fn open(&mut self, port: u16, socket: Option<UdpSocket>, q: &mut Queue<'_>) {
+    fn open(&mut self, port: u16, socket: Option<PortSocket>, q: &mut Queue<'_>) {
         if let Some(p) = self.ports.get_mut(&port) {
             if p.closing {
                 p.reopen = true;
@@ -895,7 +971,7 @@ impl Worker {
         let socket = match socket {
             Some(s) => s,
             None => match bind_std(SocketAddr::new(self.shard.bind_ip, port)) {
-                Ok(s) => s,
+                Ok(s) => PortSocket::new(s, port, &self.shard.claims),
                 Err(e) => {
                     tracing::warn!(port, error = %e, "cannot bind media port");
                     return;

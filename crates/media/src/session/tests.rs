@@ -641,6 +641,86 @@ fn port_allocator() {
     assert_eq!(a.in_use(), 5);
     assert_eq!(a.allocate(false), Some(30004));
     assert_eq!(PortAllocator::default().allocate(true), Some(30000));
+
+    // Reserved ports are skipped, alone or as half of a pair.
+    let mut a = PortAllocator::new(30000..=30007);
+    assert!(a.reserve(30000));
+    assert!(a.reserve(30003));
+    assert!(!a.reserve(30003), "already reserved");
+    assert!(!a.reserve(30008), "outside the range");
+    assert!(a.is_used(30003) && !a.is_used(30002));
+    assert_eq!(a.allocate(true), Some(30004));
+    assert_eq!(a.allocate(false), Some(30006));
+    assert_eq!(a.allocate(false), Some(30002));
+    assert_eq!(a.allocate(false), None);
+    a.release(30000);
+    assert_eq!(a.allocate(true), Some(30000));
+}
+
+#[test]
+fn quarantined_ports_stay_out_of_allocation() {
+    let mut config = RelayConfig::new(RELAY_IP.parse().unwrap());
+    config.ports = 40000..=40011;
+    let mut relay = Relay::new(config, DtlsCertificate::process().unwrap().clone());
+    let options = OfferOptions {
+        peer: Some(LegKind::Plain),
+    };
+    let now = Instant::now();
+    let later = now + Duration::from_secs(60);
+    let ports = |relay: &Relay, id: &str| {
+        let s = relay.stats(id).unwrap();
+        [s.legs[0].local_ports.clone(), s.legs[1].local_ports.clone()]
+    };
+    assert!(!relay.quarantine_port(39999, later));
+    assert!(relay.quarantine_port(40000, later));
+    assert!(relay.quarantine_port(40005, later));
+    assert!(relay.quarantine_port(40005, later), "again: extended");
+    assert_eq!(relay.quarantined_ports(), 2);
+    assert_eq!(relay.ports_in_use(), 0);
+    // The pairs of 40000 and 40005 are skipped.
+    relay
+        .offer_with("q", Side::A, PLAIN_A, options, now)
+        .unwrap();
+    assert_eq!(ports(&relay, "q"), [vec![40002, 40003], vec![40006, 40007]]);
+    assert_eq!(relay.port_session(40006).map(|(id, _)| id), Some("q"));
+    assert_eq!(relay.ports_in_use(), 4);
+
+    // A port a session holds stays out once the session frees it.
+    assert!(relay.quarantine_port(40002, later));
+    assert!(relay.is_quarantined(40002));
+    assert!(relay.delete("q"));
+    assert_eq!(relay.ports_in_use(), 0);
+    relay
+        .offer_with("r", Side::A, PLAIN_A, options, now)
+        .unwrap();
+    assert_eq!(ports(&relay, "r"), [vec![40008, 40009], vec![40010, 40011]]);
+    // Round the range again: only 40006 is free.
+    assert_eq!(
+        relay.offer_with("s", Side::A, PLAIN_A, options, now),
+        Err(RelayError::NoPorts)
+    );
+
+    // Quarantines end with the time.
+    let _ = relay.handle_timeout(later);
+    assert_eq!(relay.quarantined_ports(), 0);
+    relay
+        .offer_with("s", Side::A, PLAIN_A, options, later)
+        .unwrap();
+    assert_eq!(ports(&relay, "s"), [vec![40000, 40001], vec![40002, 40003]]);
+    assert_eq!(relay.ports_in_use(), 8);
+
+    // Held allocations refuse new sessions, and nothing else.
+    relay.delete("s");
+    relay.hold_allocations(true);
+    assert_eq!(
+        relay.offer_with("t", Side::A, PLAIN_A, options, later),
+        Err(RelayError::PortsUnavailable)
+    );
+    relay.offer("r", Side::A, PLAIN_A, later).unwrap();
+    relay.hold_allocations(false);
+    relay
+        .offer_with("t", Side::A, PLAIN_A, options, later)
+        .unwrap();
 }
 
 #[test]

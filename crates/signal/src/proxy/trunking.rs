@@ -153,7 +153,7 @@ impl Core {
             return;
         }
         let caller = self.users.find(who).cloned();
-        if !caller.as_ref().map_or(true, |u| u.scope.allows(number)) {
+        if !caller.as_ref().is_none_or(|u| u.scope.allows(number)) {
             self.reply(id, 403, "Destination Not Allowed", &[], now, unix);
             return;
         }
