@@ -19,3 +19,16 @@ fuzz secs="600":
 # Regenerate the Chromium SDP fixtures.
 capture-sdp:
     bash tests/sdp-capture/capture.sh
+
+# Bootable x86-64 appliance disk image: image/out/callgate-amd64.raw(.zst).
+image *args:
+    bash image/build.sh {{args}}
+
+# The arm64 image (slow: cross build, foreign-architecture rootfs under
+# qemu-user; not part of CI).
+image-arm64 *args:
+    bash image/build-arm64.sh {{args}}
+
+# Boot test of the x86-64 image under qemu: BIOS and UEFI.
+image-test *args:
+    bash image/test.sh {{args}}

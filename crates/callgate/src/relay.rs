@@ -124,7 +124,7 @@ fn leg_media(l: &media::LegStats) -> LegMedia {
 
 /// The address to put in SDP: the configured one, else the local address
 /// of the default route (no packet is sent), else loopback.
-fn advertised_ip(config: &MediaConfig) -> IpAddr {
+pub fn advertised_ip(config: &MediaConfig) -> IpAddr {
     if let Some(a) = config.advertised_address {
         return a;
     }

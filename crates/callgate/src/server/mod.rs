@@ -196,8 +196,15 @@ fn prepare_store(
         tracing::info!(changed, "trunks and DIDs from the config file applied");
     }
     if config.users.is_empty() {
+        let mut demo = String::new();
         for (name, pw) in users::ensure_demo_users(&store, &realm)? {
             println!("created demo user {name} (sip:{name}@{realm}) with password {pw}");
+            demo.push_str(&format!("sip:{name}@{realm} {pw}\n"));
+        }
+        // Under a service manager stdout may go nowhere: keep them
+        // owner-only in the data dir too.
+        if !demo.is_empty() {
+            write_private(&config.data_dir.join("demo-users.txt"), demo.as_bytes())?;
         }
     }
     // The admin password: printed once, and kept owner-only in the data
@@ -349,7 +356,15 @@ pub fn run(
             .map(|(t, a)| (to_signal_transport(*t), *a))
             .collect();
         let mut core_cfg = CoreConfig::new(&config.sip.domain, listeners);
-        core_cfg.advertised = config.media.advertised_address;
+        // Our own address in URIs (OPTIONS sip:<ip>, Record-Route) when
+        // listeners are bound to a wildcard: configured, else the one the
+        // relay puts in SDP.
+        core_cfg.advertised = Some(
+            config
+                .media
+                .advertised_address
+                .unwrap_or_else(|| relay::advertised_ip(&config.media)),
+        );
         core_cfg.digest_algorithms = config
             .sip
             .digest_algorithms
