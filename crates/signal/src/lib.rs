@@ -73,6 +73,15 @@ impl Transport {
         }
     }
 
+    /// The `;transport=` URI parameter for this transport; empty for UDP,
+    /// the default.
+    pub fn uri_param(self) -> String {
+        match self {
+            Transport::Udp => String::new(),
+            t => format!(";transport={}", t.param()),
+        }
+    }
+
     /// Parses a Via token or `transport=` value, case-insensitively.
     pub fn from_token(s: &str) -> Option<Transport> {
         [

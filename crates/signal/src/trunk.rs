@@ -134,11 +134,11 @@ impl Trunk {
 
     /// The Request-URI for `number` at this trunk.
     pub fn request_uri(&self, number: &str) -> String {
-        let t = match self.transport {
-            Transport::Udp => String::new(),
-            t => format!(";transport={}", t.param()),
-        };
-        format!("sip:{number}@{}{t}", self.hostport())
+        format!(
+            "sip:{number}@{}{}",
+            self.hostport(),
+            self.transport.uri_param()
+        )
     }
 
     /// Host part of From URIs sent to this trunk.

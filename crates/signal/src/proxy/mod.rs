@@ -53,6 +53,16 @@ pub enum Dest {
     Addr(Transport, SocketAddr),
 }
 
+impl Dest {
+    /// Connections are reliable; UDP needs retransmissions.
+    pub fn is_reliable(self) -> bool {
+        match self {
+            Dest::Flow(_) => true,
+            Dest::Addr(t, _) => t.is_reliable(),
+        }
+    }
+}
+
 /// Something for the driver to do.
 // Outputs are drained right away; boxing the rare binding variant would
 // only add an allocation.
@@ -1585,11 +1595,10 @@ impl Core {
             let bytes = m.to_bytes();
             let method = tx::Method::parse(m.method().map(|m| m.as_str()).unwrap_or(""));
             let key = ClientKey::new(branch, method);
-            let reliable = match dest {
-                Dest::Flow(_) => true,
-                Dest::Addr(t, _) => t.is_reliable(),
-            };
-            let Ok(cid) = self.table.start_client(key, bytes.clone(), reliable, now) else {
+            let Ok(cid) = self
+                .table
+                .start_client(key, bytes.clone(), dest.is_reliable(), now)
+            else {
                 continue;
             };
             // Keep the sent form for ACK/CANCEL; reparsing is cheap and keeps
@@ -1688,10 +1697,7 @@ impl Core {
 
     fn rr_uri(&self, transport: Transport, fallback: IpAddr, r2: bool, token: &str) -> String {
         let hp = self.local_hostport(transport, fallback);
-        let t = match transport {
-            Transport::Udp => String::new(),
-            t => format!(";transport={}", t.param()),
-        };
+        let t = transport.uri_param();
         let r2 = if r2 { ";r2=on" } else { "" };
         format!("sip:{hp}{t}{r2};lr;cgt={token}")
     }
@@ -1775,15 +1781,7 @@ impl Core {
         let Some(dest) = self.resolve(&target, unix) else {
             return;
         };
-        let out_t = match dest {
-            Dest::Addr(t, _) => t,
-            Dest::Flow(f) => self
-                .location
-                .all()
-                .find(|b| b.flow == Some(f))
-                .map(|b| b.transport)
-                .unwrap_or(src.transport),
-        };
+        let out_t = self.out_transport(dest, src);
         if msg.decrement_max_forwards().is_err() {
             return;
         }
@@ -2284,11 +2282,10 @@ impl Core {
         };
         let branch = c.request.top_via_branch().unwrap_or("").to_owned();
         let key = ClientKey::new(branch, tx::Method::Cancel);
-        let reliable = match dest {
-            Dest::Flow(_) => true,
-            Dest::Addr(t, _) => t.is_reliable(),
-        };
-        if let Ok(id) = self.table.start_client(key, cancel.clone(), reliable, now) {
+        if let Ok(id) = self
+            .table
+            .start_client(key, cancel.clone(), dest.is_reliable(), now)
+        {
             if let Ok(m) = Message::parse(cancel, &sip::Limits::unbounded()) {
                 self.clients.insert(
                     id,

@@ -308,10 +308,7 @@ impl Core {
             return false;
         }
         let bytes = req.to_bytes();
-        let reliable = match dest {
-            Dest::Flow(_) => true,
-            Dest::Addr(t, _) => t.is_reliable(),
-        };
+        let reliable = dest.is_reliable();
         let key = ClientKey::new(branch, tx::Method::parse(&method));
         let Ok(new) = self.table.start_client(key, bytes.clone(), reliable, now) else {
             return false;
@@ -752,10 +749,7 @@ impl Core {
         let Ok(bytes) = b.to_bytes().map(Bytes::from) else {
             return;
         };
-        let reliable = match dest {
-            Dest::Flow(_) => true,
-            Dest::Addr(t, _) => t.is_reliable(),
-        };
+        let reliable = dest.is_reliable();
         let key = ClientKey::new(branch, tx::Method::Bye);
         if let Ok(id) = self.table.start_client(key, bytes.clone(), reliable, now) {
             if let Ok(m) = Message::parse(bytes, &sip::Limits::unbounded()) {
@@ -775,13 +769,8 @@ impl Core {
         }
     }
 
-    /// Sends an OPTIONS to a trunk; its answer (or timeout) comes out as
-    /// [`Output::PingResult`] with the returned id. `None`: no such trunk.
-    pub fn ping_trunk(&mut self, name: &str, now: Instant, unix: u64) -> Option<u64> {
-        let t = self.dialplan.trunk(name)?.clone();
-        let id = self.random();
-        let branch = format!("{BRANCH_PREFIX}-p-{:x}", self.random());
-        let (tag, call_id) = (self.random(), self.random());
+    /// Our `host:port` as a trunk reaches us, for Via and Contact.
+    fn trunk_local_hostport(&self, t: &Trunk) -> String {
         let fallback = t.local_ip.unwrap_or_else(|| {
             self.cfg
                 .listeners
@@ -789,11 +778,18 @@ impl Core {
                 .find(|(tr, _)| *tr == t.transport)
                 .map_or(IpAddr::from([127, 0, 0, 1]), |(_, a)| a.ip())
         });
-        let local = self.local_hostport(t.transport, fallback);
-        let tparam = match t.transport {
-            Transport::Udp => String::new(),
-            tr => format!(";transport={}", tr.param()),
-        };
+        self.local_hostport(t.transport, fallback)
+    }
+
+    /// Sends an OPTIONS to a trunk; its answer (or timeout) comes out as
+    /// [`Output::PingResult`] with the returned id. `None`: no such trunk.
+    pub fn ping_trunk(&mut self, name: &str, now: Instant, unix: u64) -> Option<u64> {
+        let t = self.dialplan.trunk(name)?.clone();
+        let id = self.random();
+        let branch = format!("{BRANCH_PREFIX}-p-{:x}", self.random());
+        let (tag, call_id) = (self.random(), self.random());
+        let local = self.trunk_local_hostport(&t);
+        let tparam = t.transport.uri_param();
         let ruri = format!("sip:{}{tparam}", t.hostport());
         let bytes = RequestBuilder::new(Method::Options, &ruri)
             .header(
@@ -884,18 +880,8 @@ impl Core {
             reg.cseq,
             reg.expiry,
         );
-        let fallback = t.local_ip.unwrap_or_else(|| {
-            self.cfg
-                .listeners
-                .iter()
-                .find(|(tr, _)| *tr == t.transport)
-                .map_or(IpAddr::from([127, 0, 0, 1]), |(_, a)| a.ip())
-        });
-        let local = self.local_hostport(t.transport, fallback);
-        let tparam = match t.transport {
-            Transport::Udp => String::new(),
-            tr => format!(";transport={}", tr.param()),
-        };
+        let local = self.trunk_local_hostport(&t);
+        let tparam = t.transport.uri_param();
         let ruri = format!("sip:{}{tparam}", t.hostport());
         let aor = format!("sip:{}@{}", creds.username, t.from_host());
         let mut b = RequestBuilder::new(Method::Register, &ruri)

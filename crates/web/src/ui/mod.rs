@@ -136,6 +136,14 @@ pub struct WorkerHealth {
     pub packets: u64,
 }
 
+/// `?name=` of the pages that edit one named thing (names go in the query,
+/// never the path: they may hold `/` and `?`).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct NameQuery {
+    #[serde(default)]
+    pub name: String,
+}
+
 /// How the UI is set up; see [`Api::with_ui`].
 #[derive(Debug, Default)]
 pub struct UiOptions {

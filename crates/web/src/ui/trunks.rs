@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::{
     enc, fmt_duration, fmt_time, internal_error, message, page, page_with, store_field_error, Auth,
-    FieldErrors, Layout,
+    FieldErrors, Layout, NameQuery,
 };
 use crate::{Api, CoreQuery, TrunkDef, TrunkStatusView};
 
@@ -551,12 +551,6 @@ async fn create(
             }
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct NameQuery {
-    #[serde(default)]
-    name: String,
 }
 
 fn no_such_trunk(name: &str) -> Response {

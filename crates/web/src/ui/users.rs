@@ -14,7 +14,7 @@ use std::sync::Arc;
 use super::auth::random_password;
 use super::{
     enc, internal_error, message, page, page_number, page_with, store_field_error, Auth,
-    FieldErrors, Layout, Pager,
+    FieldErrors, Layout, NameQuery, Pager,
 };
 use crate::{Api, CoreQuery};
 
@@ -346,12 +346,6 @@ async fn create(
             }
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct NameQuery {
-    #[serde(default)]
-    name: String,
 }
 
 async fn load(api: &Arc<Api>, name: &str) -> Result<store::User, Response> {
